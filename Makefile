@@ -1,0 +1,31 @@
+# The only commands a person or CI needs. Each installs what it uses into .venv first.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test check bench clean install
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## run: serve the catalog (embedded PostgreSQL unless DATABASE_URL is set)
+run: $(STAMP)
+	$(BIN)/python -m scripts.run
+
+## test: the whole suite against a real PostgreSQL
+test: $(STAMP)
+	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest
+
+## check: format, lint and type-check
+check: $(STAMP)
+	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache

@@ -1,0 +1,48 @@
+"""The catalog's wire shapes: msgspec Structs shared by routes, queries and the schema."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+MAX_ID = 2**31 - 1  # PostgreSQL INT: larger ids can never exist, so they are client errors
+Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A positive 32-bit id.")]
+Name = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=200, description="1 to 200 characters.")
+]
+
+
+class Brand(msgspec.Struct, frozen=True):
+    brand_id: int
+    brand_name: str
+
+
+class Product(msgspec.Struct, frozen=True):
+    product_id: int
+    product_name: str
+    brand_id: int
+
+
+class ProductIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A product as a client writes it: both fields required, nothing else accepted."""
+
+    product_name: Name
+    brand_id: Id
+
+
+class ProductPage(msgspec.Struct, frozen=True):
+    """One keyset page; pass `next_after` as `after` for the next one (null: no more)."""
+
+    items: list[Product]
+    next_after: int | None
+
+
+class ServerTime(msgspec.Struct, frozen=True):
+    month: int
+    day: int
+    time: str
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str

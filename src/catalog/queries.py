@@ -1,0 +1,98 @@
+"""SQL-first data access: each function's SQL sits beside it and returns Structs.
+
+Functions take an asyncpg connection or pool (anything with fetch/fetchrow/execute).
+Domain failures are raised as `src.errors` exceptions; the edge maps them to HTTP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from src.catalog.models import Brand, Product, ProductIn, ProductPage
+from src.errors import UnknownBrand
+
+Executor = asyncpg.Connection | asyncpg.Pool  # both have fetch / fetchrow / fetchval
+
+
+async def list_brands(db: Executor) -> list[Brand]:
+    rows = await db.fetch("SELECT brand_id, brand_name FROM brand ORDER BY brand_id")
+    return [Brand(*r) for r in rows]
+
+
+async def fetch_brand(db: Executor, *, brand_id: int) -> Brand | None:
+    row = await db.fetchrow(
+        "SELECT brand_id, brand_name FROM brand WHERE brand_id = $1", brand_id
+    )
+    return Brand(*row) if row else None
+
+
+async def fetch_product(db: Executor, *, product_id: int) -> Product | None:
+    row = await db.fetchrow(
+        "SELECT product_id, product_name, brand_id FROM product WHERE product_id = $1",
+        product_id,
+    )
+    return Product(*row) if row else None
+
+
+async def list_products(
+    db: Executor, *, brand_id: int | None, after: int, limit: int
+) -> ProductPage:
+    """Keyset page by ascending product_id; one extra row tells whether more follow."""
+    rows = await db.fetch(
+        """
+        SELECT product_id, product_name, brand_id FROM product
+        WHERE product_id > $1 AND ($2::int IS NULL OR brand_id = $2)
+        ORDER BY product_id
+        LIMIT $3
+        """,
+        after,
+        brand_id,
+        limit + 1,
+    )
+    items = [Product(*r) for r in rows[:limit]]
+    next_after = items[-1].product_id if len(rows) > limit else None
+    return ProductPage(items=items, next_after=next_after)
+
+
+async def _write_product(db: Executor, sql: str, *args: Any, brand_id: int) -> Product | None:
+    try:
+        row = await db.fetchrow(sql, *args)
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise UnknownBrand(brand_id) from exc
+    return Product(*row) if row else None
+
+
+async def insert_product(db: Executor, *, product: ProductIn) -> Product:
+    created = await _write_product(
+        db,
+        """
+        INSERT INTO product (product_name, brand_id) VALUES ($1, $2)
+        RETURNING product_id, product_name, brand_id
+        """,
+        product.product_name,
+        product.brand_id,
+        brand_id=product.brand_id,
+    )
+    assert created is not None  # INSERT ... RETURNING always returns the row
+    return created
+
+
+async def update_product(db: Executor, *, product_id: int, product: ProductIn) -> Product | None:
+    return await _write_product(
+        db,
+        """
+        UPDATE product SET product_name = $2, brand_id = $3 WHERE product_id = $1
+        RETURNING product_id, product_name, brand_id
+        """,
+        product_id,
+        product.product_name,
+        product.brand_id,
+        brand_id=product.brand_id,
+    )
+
+
+async def delete_product(db: Executor, *, product_id: int) -> bool:
+    status = await db.execute("DELETE FROM product WHERE product_id = $1", product_id)
+    return bool(status == "DELETE 1")

@@ -1,0 +1,120 @@
+"""Thin HTTP adapters over `queries`: parse, call, map None to 404."""
+
+
+from datetime import datetime
+from typing import Annotated
+
+import asyncpg
+import msgspec
+from lihil import Empty, Param, Route, status
+from lihil.vendors import Response
+
+from src.catalog import queries
+from src.catalog.models import MAX_ID, Brand, Id, Health, Product, ProductIn, ProductPage, ServerTime
+from src.db.pool import Conn
+from src.errors import DatabaseUnavailable, NotFound
+
+_encode = msgspec.json.Encoder().encode
+
+# Bounds on path and query parameters must go through lihil's Param: a msgspec.Meta inside
+# Annotated is dropped for them); ids outside PostgreSQL's INT range are client errors.
+ProductId = Annotated[int, Param(ge=1, le=MAX_ID)]
+BrandId = Annotated[int, Param(ge=1, le=MAX_ID)]
+
+
+async def get_time() -> ServerTime:
+    """The server's local month, day and time of day (the tutorial's first endpoint)."""
+    now = datetime.now()
+    return ServerTime(month=now.month, day=now.day, time=now.strftime("%H:%M:%S.%f"))
+
+
+async def list_brands(pool: asyncpg.Pool) -> list[Brand]:
+    """Every brand, by id."""
+    return await queries.list_brands(pool)
+
+
+async def get_brand(brand_id: BrandId, pool: asyncpg.Pool) -> Brand:
+    """One brand by id."""
+    brand = await queries.fetch_brand(pool, brand_id=brand_id)
+    if brand is None:
+        raise NotFound(f"brand {brand_id} does not exist")
+    return brand
+
+
+async def get_product(product_id: ProductId, pool: asyncpg.Pool) -> Product:
+    """One product by id."""
+    product = await queries.fetch_product(pool, product_id=product_id)
+    if product is None:
+        raise NotFound(f"product {product_id} does not exist")
+    return product
+
+
+async def list_products(
+    pool: asyncpg.Pool,
+    brand_id: Annotated[Id | None, Param("query")] = None,
+    limit: Annotated[int, Param("query", ge=1, le=100)] = 20,
+    after: Annotated[int, Param("query", ge=0, le=MAX_ID)] = 0,
+) -> ProductPage:
+    """Products by ascending id, one keyset page at a time, optionally of one brand."""
+    return await queries.list_products(pool, brand_id=brand_id, after=after, limit=limit)
+
+
+async def create_product(product: ProductIn, conn: Conn) -> Annotated[Product, status.CREATED]:
+    """Create a product; answers 201 with its Location."""
+    created = await queries.insert_product(conn, product=product)
+    return Response(  # type: ignore[return-value]  # lihil passes Responses through as is
+        _encode(created),
+        status_code=201,
+        media_type="application/json",
+        headers={"Location": f"/products/{created.product_id}"},
+    )
+
+
+async def replace_product(product_id: ProductId, product: ProductIn, conn: Conn) -> Product:
+    """Replace a product's name and brand."""
+    updated = await queries.update_product(conn, product_id=product_id, product=product)
+    if updated is None:
+        raise NotFound(f"product {product_id} does not exist")
+    return updated
+
+
+async def delete_product(product_id: ProductId, conn: Conn) -> Annotated[Empty, status.NO_CONTENT]:
+    """Delete a product and its SKUs."""
+    if not await queries.delete_product(conn, product_id=product_id):
+        raise NotFound(f"product {product_id} does not exist")
+    return Response(status_code=204)  # type: ignore[return-value]  # no content-type either
+
+
+async def health() -> Health:
+    """Liveness: 200 while the process runs."""
+    return Health(status="ok")
+
+
+async def ready(pool: asyncpg.Pool) -> Health:
+    """Readiness: 200 when the database answers, 503 when it does not."""
+    try:
+        await pool.fetchval("SELECT 1", timeout=2)
+    except Exception as exc:
+        raise DatabaseUnavailable(f"the database did not answer: {exc!r}") from exc
+    return Health(status="ready")
+
+
+def build_routes() -> list[Route]:
+    """Fresh Route objects for one app (lihil binds a Route to the first app set up)."""
+    time, brands, products, product_alias = (
+        Route("/time"), Route("/brands"), Route("/products"), Route("/product")
+    )
+    brand, product = brands.sub("/{brand_id}"), products.sub("/{product_id}")
+    health_route, ready_route = Route("/health"), Route("/ready")
+    time.get(get_time)
+    brands.get(list_brands)
+    brand.get(get_brand)
+    products.get(list_products)
+    products.post(create_product)
+    product_alias.post(create_product)
+    product.get(get_product)
+    product.put(replace_product)
+    product.delete(delete_product)
+    health_route.get(health)
+    ready_route.get(ready)
+    return [time, brands, brand, products, product, product_alias, health_route, ready_route]

