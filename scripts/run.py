@@ -6,12 +6,20 @@ embedded server.
 """
 
 import os
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 
 from src.config import ConfigError, load_settings
 from src.db.embedded import EmbeddedPostgres
+
+
+def _graceful_exit(signum: int, frame: FrameType | None) -> None:
+    # uvicorn re-raises the signal that stopped it once it has shut down; with the default
+    # SIGTERM action the process would die there, before the embedded server is stopped.
+    raise SystemExit(0)
 
 
 def main() -> int:
@@ -28,6 +36,8 @@ def main() -> int:
         print(f"PostgreSQL: {os.environ['DATABASE_URL']}", flush=True)
     base = f"http://{settings.HOST}:{settings.PORT}"
     print(f"API: {base}/brands   docs: {base}/docs   page: {base}/", flush=True)
+    signal.signal(signal.SIGINT, _graceful_exit)
+    signal.signal(signal.SIGTERM, _graceful_exit)
     try:
         uvicorn.run(
             "src.main:app",

@@ -1,0 +1,65 @@
+"""Schema and demo data: idempotent, deterministic, loaded once even with racing workers."""
+
+import asyncio
+
+import asyncpg
+
+from src.db.setup import demo_rows, prepare_database
+
+
+async def counts(conn: asyncpg.Connection) -> dict[str, int]:
+    tables = ("brand", "product", "product_color", "product_size", "sku")
+    return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in tables}
+
+
+def test_demo_rows_are_deterministic() -> None:
+    """The same rows on every call (and so on every machine)."""
+    assert demo_rows() == demo_rows()
+
+
+async def test_demo_catalog_has_the_books_sizes(database_url: str) -> None:
+    """100 brands, 1,000 products, 100,000 SKUs, colors Blue/Black, sizes S/M/L."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await counts(conn) == {
+            "brand": 100,
+            "product": 1000,
+            "product_color": 2,
+            "product_size": 3,
+            "sku": 100_000,
+        }
+        colors = await conn.fetch("SELECT product_color_name FROM product_color ORDER BY 1")
+        assert [c[0] for c in colors] == ["Black", "Blue"]
+    finally:
+        await conn.close()
+
+
+async def test_prepare_is_idempotent_and_never_reseeds(database_url: str) -> None:
+    """Running set-up again on a loaded catalog changes nothing."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DELETE FROM product WHERE product_id = 1")
+        before = await counts(conn)
+        assert await prepare_database(conn) is False
+        assert await counts(conn) == before
+    finally:
+        await conn.close()
+
+
+async def test_racing_workers_seed_exactly_once(admin_dsn: str) -> None:
+    """Two processes starting at once on an empty database load the demo data once."""
+    from tests.conftest import with_database
+
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute("DROP DATABASE IF EXISTS race_seed WITH (FORCE)")
+    await admin.execute("CREATE DATABASE race_seed")
+    try:
+        conns = [await asyncpg.connect(with_database(admin_dsn, "race_seed")) for _ in range(2)]
+        seeded = await asyncio.gather(*(prepare_database(c) for c in conns))
+        assert sorted(seeded) == [False, True]
+        assert (await counts(conns[0]))["sku"] == 100_000
+        for c in conns:
+            await c.close()
+    finally:
+        await admin.execute("DROP DATABASE IF EXISTS race_seed WITH (FORCE)")
+        await admin.close()
