@@ -13,12 +13,11 @@ Every HTTP error leaves as RFC 9457 `application/problem+json`: `type`, `title`,
 for validation failures. WebSocket close codes live in `src.realtime.protocol`.
 """
 
-
 import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any, ClassVar
 
 import asyncpg
 import msgspec
@@ -52,7 +51,7 @@ class AppError(Exception):
     status = 500
     type = "internal-error"
     title = "Internal server error"
-    headers: dict[str, str] | None = None
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -85,7 +84,7 @@ class DatabaseUnavailable(AppError):
     status = 503
     type = "database-unavailable"
     title = "Database unavailable"
-    headers = {"Retry-After": "1"}
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
 
 
 # What an unreachable, restarting or stopped PostgreSQL raises through asyncpg.
@@ -145,7 +144,11 @@ def to_problem(exc: BaseException, instance: str | None) -> tuple[Problem, dict[
     if isinstance(exc, HTTPException):
         pd = exc.__problem_detail__(instance or "")
         return Problem(
-            type=pd.type_, title=pd.title, status=pd.status, detail=str(pd.detail), instance=instance
+            type=pd.type_,
+            title=pd.title,
+            status=pd.status,
+            detail=str(pd.detail),
+            instance=instance,
         ), exc.headers
     log.error("unhandled error at %s", instance, exc_info=exc)
     return Problem(
@@ -169,8 +172,8 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 # LIHIL TRAP (problem details say `type_` on the wire): lihil's default handler encodes its
 # ProblemDetail with a `type_` member. This solver replaces it for HTTPException (and, via
 # `Exception`, for everything an endpoint raises), so every error is RFC 9457 on the wire.
-@problem_solver
-def _solve(req: Request, exc: HTTPException | Exception) -> Response:
+@problem_solver  # type: ignore[untyped-decorator]
+def _solve(req: Request, exc: HTTPException | Exception) -> Response:  # type: ignore[type-arg]
     problem, headers = to_problem(exc, req.url.path)
     return problem_response(problem, headers)
 
@@ -182,13 +185,16 @@ class ProblemMiddleware:
     sees them; exceptions raised outside an endpoint (a dependency's clean-up, say) too.
     """
 
-    def __init__(self, app: Any, allowed_methods: Callable[[dict[str, Any]], Iterable[str]]):
+    def __init__(
+        self, app: Any, allowed_methods: Callable[[MutableMapping[str, Any]], Iterable[str]]
+    ):
         self.app = app
         self.allowed_methods = allowed_methods
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         started = replaced = False
 
         async def _send(message: dict[str, Any]) -> None:
@@ -212,10 +218,16 @@ class ProblemMiddleware:
             problem, headers = to_problem(exc, scope["path"])
             await problem_response(problem, headers)(scope, receive, send)
 
-    def _routing_problem(self, scope: dict[str, Any], status: int) -> tuple[Problem, dict[str, str] | None]:
+    def _routing_problem(
+        self, scope: MutableMapping[str, Any], status: int
+    ) -> tuple[Problem, dict[str, str] | None]:
         path = scope["path"]
         if status == 404:
-            return Problem("not-found", "Resource not found", 404, f"no route matches {path}", path), None
+            return Problem(
+                "not-found", "Resource not found", 404, f"no route matches {path}", path
+            ), None
         allow = ", ".join(sorted(self.allowed_methods(scope)))
         detail = f"{scope['method']} is not allowed on {path}; allowed: {allow}"
-        return Problem("method-not-allowed", "Method not allowed", 405, detail, path), {"Allow": allow}
+        return Problem("method-not-allowed", "Method not allowed", 405, detail, path), {
+            "Allow": allow
+        }

@@ -1,9 +1,8 @@
 """The app factory. `uvicorn src.main:app` serves `app = create_app()`."""
 
-
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, MutableMapping
 from typing import Any
 
 import asyncpg
@@ -23,12 +22,12 @@ VERSION = "0.1.0"
 def create_app(settings: Settings | None = None) -> Lihil:
     settings = settings or load_settings()
 
-    async def lifespan(app: Lihil) -> AsyncIterator[None]:
+    async def lifespan(app: Lihil) -> AsyncGenerator[None, None]:
         """Owns every long-lived resource; closes them in reverse order."""
         pool = await open_pool(settings)
         try:
             async with pool.acquire() as conn:
-                if await prepare_database(conn, seed=settings.SEED_DEMO_DATA):
+                if await prepare_database(conn, seed=settings.SEED_DEMO_DATA):  # type: ignore[arg-type]
                     log.info("loaded the demo catalog")
             app.graph.register_singleton(pool, asyncpg.Pool)
             yield
@@ -37,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
 
     routes = build_routes()
 
-    def allowed_methods(scope: dict[str, Any]) -> list[str]:
+    def allowed_methods(scope: MutableMapping[str, Any]) -> list[str]:
         for route in routes:
             if route.match(scope):
                 return list(route.endpoints)

@@ -29,7 +29,7 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def run(coro):  # noqa: ANN001, ANN201 - a tiny helper for sync fixtures
+def run(coro):
     return asyncio.run(coro)
 
 

@@ -41,7 +41,9 @@ class Process:
             try:
                 line = self._queue.get(timeout=timeout)
             except queue.Empty:
-                raise AssertionError(f"no {text!r} within {timeout}s:\n" + "\n".join(self.lines))
+                raise AssertionError(
+                    f"no {text!r} within {timeout}s:\n" + "\n".join(self.lines)
+                ) from None
             if line is None:
                 raise AssertionError(f"exited before {text!r}:\n" + "\n".join(self.lines))
             self.lines.append(line)

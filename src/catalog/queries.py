@@ -22,9 +22,7 @@ async def list_brands(db: Executor) -> list[Brand]:
 
 
 async def fetch_brand(db: Executor, *, brand_id: int) -> Brand | None:
-    row = await db.fetchrow(
-        "SELECT brand_id, brand_name FROM brand WHERE brand_id = $1", brand_id
-    )
+    row = await db.fetchrow("SELECT brand_id, brand_name FROM brand WHERE brand_id = $1", brand_id)
     return Brand(*row) if row else None
 
 

@@ -1,6 +1,5 @@
 """Thin HTTP adapters over `queries`: parse, call, map None to 404."""
 
-
 from datetime import datetime
 from typing import Annotated
 
@@ -10,7 +9,16 @@ from lihil import Empty, Param, Route, status
 from lihil.vendors import Response
 
 from src.catalog import queries
-from src.catalog.models import MAX_ID, Brand, Id, Health, Product, ProductIn, ProductPage, ServerTime
+from src.catalog.models import (
+    MAX_ID,
+    Brand,
+    Health,
+    Id,
+    Product,
+    ProductIn,
+    ProductPage,
+    ServerTime,
+)
 from src.db.pool import Conn
 from src.errors import DatabaseUnavailable, NotFound
 
@@ -102,7 +110,10 @@ async def ready(pool: asyncpg.Pool) -> Health:
 def build_routes() -> list[Route]:
     """Fresh Route objects for one app (lihil binds a Route to the first app set up)."""
     time, brands, products, product_alias = (
-        Route("/time"), Route("/brands"), Route("/products"), Route("/product")
+        Route("/time"),
+        Route("/brands"),
+        Route("/products"),
+        Route("/product"),
     )
     brand, product = brands.sub("/{brand_id}"), products.sub("/{product_id}")
     health_route, ready_route = Route("/health"), Route("/ready")

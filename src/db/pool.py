@@ -1,6 +1,5 @@
 """The asyncpg pool's lifecycle and the DI factories that hand it to routes."""
 
-
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -31,7 +30,7 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
             command_timeout=settings.DB_COMMAND_TIMEOUT,
         )
         await pool.fetchval("SELECT 1")
-    except (*DB_OUTAGE_ERRORS, asyncpg.PostgresError, ValueError) as exc:
+    except (*DB_OUTAGE_ERRORS, asyncpg.PostgresError, ValueError) as exc:  # type: ignore[misc]
         where = _redact(settings.DATABASE_URL)
         raise DatabaseStartupError(f"cannot use the database at {where}: {exc}") from exc
     return pool
@@ -58,7 +57,7 @@ def pool_not_ready() -> asyncpg.Pool:
 async def get_conn(pool: asyncpg.Pool) -> Ignore[AsyncIterator[asyncpg.Connection]]:
     """One pooled connection for the length of a request, released after the response."""
     async with pool.acquire() as conn:
-        yield conn
+        yield conn  # type: ignore[misc]  # a PoolConnectionProxy stands in for a Connection
 
 
 Conn = Annotated[asyncpg.Connection, use(get_conn)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 from pathlib import Path
 
 import asyncpg
@@ -24,13 +25,11 @@ def _word(rng: random.Random) -> str:
     return "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
 
 
-def demo_rows() -> dict[str, list[tuple[object, ...]]]:
+def demo_rows() -> dict[str, list[tuple[Any, ...]]]:
     """The deterministic demo catalog: same seed, same rows, on every machine."""
     rng = random.Random(20241125)
     brands = [(f"{_word(rng)}",) for _ in range(BRANDS)]
-    products = [
-        (f"{_word(rng)} {_word(rng)}", rng.randint(1, BRANDS)) for _ in range(PRODUCTS)
-    ]
+    products = [(f"{_word(rng)} {_word(rng)}", rng.randint(1, BRANDS)) for _ in range(PRODUCTS)]
     skus = [
         (rng.randint(1, PRODUCTS), rng.randint(1, len(SIZES)), rng.randint(1, len(COLORS)))
         for _ in range(SKUS)

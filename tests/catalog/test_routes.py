@@ -8,7 +8,7 @@ from lihil.vendors import TestClient
 PROBLEM = "application/problem+json"
 
 
-def assert_problem(response, status: int, type_: str) -> dict:  # noqa: ANN001
+def assert_problem(response, status: int, type_: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
     body = response.json()
