@@ -14,6 +14,12 @@ from src.catalog.routes import build_routes
 from src.config import Settings, load_settings
 from src.db.pool import open_pool, pool_not_ready
 from src.db.setup import prepare_database
+from src.realtime.broker import Broker, MemoryBroker
+from src.realtime.fanout import Registry
+from src.realtime.protocol import Close
+from src.realtime.routes import build_ws_routes
+from src.realtime.sockets import OriginGuard, close_peers_on_signals
+from src.web.routes import build_page_routes
 
 log = logging.getLogger("catalog")
 VERSION = "0.1.0"
@@ -21,6 +27,8 @@ VERSION = "0.1.0"
 
 def create_app(settings: Settings | None = None) -> Lihil:
     settings = settings or load_settings()
+    broker: Broker = MemoryBroker()
+    registry = Registry(broker, window_ms=settings.COUNTER_WINDOW_MS)
 
     async def lifespan(app: Lihil) -> AsyncGenerator[None, None]:
         """Owns every long-lived resource; closes them in reverse order."""
@@ -30,7 +38,13 @@ def create_app(settings: Settings | None = None) -> Lihil:
                 if await prepare_database(conn, seed=settings.SEED_DEMO_DATA):  # type: ignore[arg-type]
                     log.info("loaded the demo catalog")
             app.graph.register_singleton(pool, asyncpg.Pool)
-            yield
+            await broker.start()
+            try:
+                close_peers_on_signals(registry)
+                yield
+            finally:
+                registry.close_all(Close.GOING_AWAY, "server shutting down")
+                await broker.stop()
         finally:
             await asyncio.wait_for(pool.close(), timeout=10)
 
@@ -44,14 +58,21 @@ def create_app(settings: Settings | None = None) -> Lihil:
 
     app = Lihil(
         *routes,
+        *build_ws_routes(),
+        *build_page_routes(),
         app_config=AppConfig(
             VERSION=VERSION,
             oas=OASConfig(TITLE="Catalog API"),
         ),
         lifespan=lifespan,
-        middlewares=[lambda nxt: errors.ProblemMiddleware(nxt, allowed_methods)],
+        middlewares=[
+            lambda nxt: errors.ProblemMiddleware(nxt, allowed_methods),
+            lambda nxt: OriginGuard(nxt, settings.allowed_origins),
+        ],
     )
     app.graph.register_singleton(settings, Settings)
+    app.graph.register_singleton(broker, Broker)
+    app.graph.register_singleton(registry, Registry)
     app.graph.node(pool_not_ready)
     return app
 

@@ -8,6 +8,8 @@ so no test sees another's writes.
 
 import asyncio
 import os
+import signal
+import sys
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +22,7 @@ from src.config import PROJECT_ROOT, Settings, load_settings
 from src.db.embedded import EmbeddedPostgres
 from src.db.setup import prepare_database
 from src.main import create_app
+from tests.helpers import Process
 
 TEMPLATE = "catalog_template"
 
@@ -102,3 +105,36 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The app on its own database, lifespan run (LIHIL TRAP: the lifespan must run)."""
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+class LiveServer:
+    """A real `uvicorn src.main:app` on 127.0.0.1, port 0, in a child process."""
+
+    def __init__(self, process: Process, port: int) -> None:
+        self.process = process
+        self.port = port
+        self.http = f"http://127.0.0.1:{port}"
+        self.ws = f"ws://127.0.0.1:{port}"
+
+
+def start_live_server(database_url: str, **env: str) -> tuple[Process, int]:
+
+    process = Process(
+        [sys.executable, "-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", "0"],
+        {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50", **env},
+    )
+    line = process.wait_for("Uvicorn running on")  # printed once the socket is bound
+    port = int(line.rsplit(":", 1)[1].split()[0])
+    return process, port
+
+
+@pytest.fixture
+def live_server(database_url: str) -> Iterator[LiveServer]:
+    """uvicorn serving the app on its own database; stopped by PID afterwards."""
+    process, port = start_live_server(database_url)
+    try:
+        yield LiveServer(process, port)
+    finally:
+        process.stop(signal.SIGTERM)
+        if process.proc.stdout:
+            process.proc.stdout.close()

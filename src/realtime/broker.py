@@ -1,0 +1,104 @@
+"""The Broker: topics (publish/subscribe) and presence (join/leave/count with admission).
+
+`MemoryBroker` serves one process. A Redis broker (several workers or hosts) implements
+the same methods; the shared behaviour suite in tests/realtime/test_broker.py runs against
+every implementation.
+
+Presence changes are announced by the broker itself on the topic `presence_topic(group)`,
+as an encoded `PresenceEvent`, in the same atomic step as the change, so announcements of
+one group are delivered in the order the changes happened.
+
+LIHIL TRAP (Protocol/ABC types cannot be injected): Broker is a plain base class, so
+`broker: Broker` in a handler resolves to the registered instance.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable
+
+from src.realtime.presence import Admission, Presence
+from src.realtime.protocol import PresenceEvent, encode
+
+Deliver = Callable[[str], None]
+
+
+def presence_topic(group: str) -> str:
+    return f"presence:{group}"
+
+
+class Broker:
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def publish(self, topic: str, frame: str) -> None:
+        """Deliver `frame` to every subscriber of `topic`, in publish order."""
+        raise NotImplementedError
+
+    def subscribe(self, topic: str, deliver: Deliver) -> Callable[[], None]:
+        """Call `deliver(frame)` for each frame on `topic`; returns the unsubscriber.
+
+        `deliver` must not block: it runs on the broker's delivery path.
+        """
+        raise NotImplementedError
+
+    async def join(self, group: str, member_id: str, capacity: int | None) -> Admission:
+        raise NotImplementedError
+
+    async def leave(self, group: str, member_id: str) -> None:
+        raise NotImplementedError
+
+    async def count(self, group: str) -> int:
+        raise NotImplementedError
+
+
+class MemoryBroker(Broker):
+    """One process: subscribers are callbacks, presence is the pure `Presence` core."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Deliver]] = defaultdict(list)
+        self._presence = Presence()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self._subscribers.clear()
+
+    async def publish(self, topic: str, frame: str) -> None:
+        self._publish(topic, frame)
+
+    def _publish(self, topic: str, frame: str) -> None:
+        for deliver in tuple(self._subscribers.get(topic, ())):
+            deliver(frame)
+
+    def subscribe(self, topic: str, deliver: Deliver) -> Callable[[], None]:
+        self._subscribers[topic].append(deliver)
+
+        def unsubscribe() -> None:
+            subscribers = self._subscribers.get(topic)
+            if subscribers and deliver in subscribers:
+                subscribers.remove(deliver)
+                if not subscribers:
+                    del self._subscribers[topic]
+
+        return unsubscribe
+
+    async def join(self, group: str, member_id: str, capacity: int | None) -> Admission:
+        admission = self._presence.join(group, member_id, capacity)
+        if admission.admitted:
+            self._announce(group, admission)
+        return admission
+
+    async def leave(self, group: str, member_id: str) -> None:
+        change = self._presence.leave(group, member_id)
+        if change.admitted:
+            self._announce(group, change)
+
+    async def count(self, group: str) -> int:
+        return self._presence.count(group)
+
+    def _announce(self, group: str, change: Admission) -> None:
+        event = PresenceEvent(users=change.users, capacity=change.capacity)
+        self._publish(presence_topic(group), encode(event).decode())

@@ -1,0 +1,51 @@
+"""Presence: groups of members with counts and an optional capacity. Pure state, no I/O.
+
+A group is the /counter audience or one session room. The first member of a room fixes
+its capacity; a group that empties is forgotten, so the next member creates it afresh.
+Every operation is synchronous, so in one event loop a join is atomic: a storm of joins
+can never put more members in a group than its capacity.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Admission:
+    admitted: bool
+    users: int
+    capacity: int | None
+
+
+@dataclass
+class _Group:
+    capacity: int | None
+    members: set[str] = field(default_factory=set)
+
+
+class Presence:
+    def __init__(self) -> None:
+        self._groups: dict[str, _Group] = {}
+
+    def join(self, group: str, member_id: str, capacity: int | None) -> Admission:
+        """Admit a member unless the group is full; the first member fixes the capacity."""
+        g = self._groups.get(group)
+        if g is None:
+            g = self._groups[group] = _Group(capacity)
+        if g.capacity is not None and len(g.members) >= g.capacity:
+            return Admission(False, len(g.members), g.capacity)
+        g.members.add(member_id)
+        return Admission(True, len(g.members), g.capacity)
+
+    def leave(self, group: str, member_id: str) -> Admission:
+        """Remove a member (idempotent: False if absent); an emptied group is forgotten."""
+        g = self._groups.get(group)
+        if g is None or member_id not in g.members:
+            return Admission(False, (g and len(g.members)) or 0, g and g.capacity)
+        g.members.remove(member_id)
+        if not g.members:
+            del self._groups[group]
+        return Admission(True, len(g.members), g.capacity)
+
+    def count(self, group: str) -> int:
+        g = self._groups.get(group)
+        return len(g.members) if g else 0

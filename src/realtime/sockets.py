@@ -1,0 +1,106 @@
+"""The WebSocket edge: the Origin guard, the accepted-socket factory, graceful 1001."""
+
+import asyncio
+import itertools
+import logging
+import os
+import secrets
+import signal
+import threading
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from lihil import Ignore, use
+from lihil.vendors import WebSocket
+
+from src.config import Settings
+from src.realtime.fanout import Peer, Registry
+from src.realtime.protocol import Close
+
+log = logging.getLogger("catalog.realtime")
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+# Member ids are unique across processes and hosts: a random node id plus a sequence.
+NODE_ID = f"{os.getpid():x}{secrets.token_hex(3)}"
+_sequence = itertools.count(1)
+
+
+def new_member_id() -> str:
+    return f"{NODE_ID}-{next(_sequence)}"
+
+
+def origin_allowed(origin: str, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """Same host as the request, localhost/127.0.0.1 on any port, or listed in ALLOWED_ORIGINS."""
+    if origin.rstrip("/") in allowed:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    if parts.hostname in LOCAL_HOSTS or f"[{parts.hostname}]" in LOCAL_HOSTS:
+        return True
+    return host is not None and parts.netloc.lower() == host.lower()
+
+
+class OriginGuard:
+    """ASGI middleware: a WebSocket handshake from a foreign Origin is accepted, then closed
+    with 4403 (a browser can read that; a refused handshake reaches it only as 1006).
+    Handshakes without Origin (command-line and server clients) pass."""
+
+    def __init__(self, app: Any, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            headers = dict(scope.get("headers", ()))
+            origin, host = headers.get(b"origin"), headers.get(b"host")
+            if origin is not None and not origin_allowed(
+                origin.decode("latin-1"), host.decode("latin-1") if host else None, self.allowed
+            ):
+                await receive()  # websocket.connect
+                await send({"type": "websocket.accept"})
+                reason = f"origin {origin.decode('latin-1')[:80]} is not allowed"
+                await send({"type": "websocket.close", "code": Close.FORBIDDEN, "reason": reason})
+                return
+        await self.app(scope, receive, send)
+
+
+async def open_peer(
+    ws: Ignore[WebSocket], settings: Settings, registry: Registry
+) -> Ignore[AsyncIterator[Peer]]:
+    """Accept, hand the handler a Peer (queue + writer task), close and clean up after."""
+    await ws.accept()
+    peer = Peer(
+        ws, queue_limit=settings.WS_SEND_QUEUE, max_message_bytes=settings.WS_MAX_MESSAGE_BYTES
+    )
+    registry.peers.add(peer)
+    try:
+        yield peer
+    finally:
+        registry.peers.discard(peer)
+        await peer.finish()
+
+
+PeerDep = Annotated[Peer, use(open_peer)]
+
+
+def close_peers_on_signals(registry: Registry) -> None:
+    """Send 1001 to every client as soon as SIGINT/SIGTERM arrives.
+
+    UVICORN TRAP: on a graceful stop uvicorn closes open WebSockets itself with 1012, before
+    the lifespan's shutdown runs. We chain onto its signal handlers (installed before the
+    lifespan starts) so our 1001 close frames go out first; uvicorn then finds them closing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # TestClient runs the app in a thread; the lifespan's close_all covers it
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(registry.close_all, Close.GOING_AWAY, "server shutting down")
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(sig, handler)
