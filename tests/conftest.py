@@ -1,6 +1,6 @@
 """Shared fixtures: a real PostgreSQL, a fresh database per test, the app under TestClient.
 
-The server is the embedded one (`.data/test-pg` in the checkout), or the one named by
+The server is an embedded one in a temporary folder, or the one named by
 TEST_DATABASE_URL when set (it must allow CREATE DATABASE). The demo catalog is loaded
 once into a template database; each test that asks for `database_url` gets its own copy,
 so no test sees another's writes.
@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 from lihil.vendors import TestClient
 
-from src.config import PROJECT_ROOT, Settings, load_settings
+from src.config import Settings, load_settings
 from src.db.embedded import EmbeddedPostgres
 from src.db.setup import prepare_database
 from src.main import create_app
@@ -37,17 +37,21 @@ def run(coro):
 
 
 @pytest.fixture(scope="session")
-def admin_dsn() -> Iterator[str]:
-    """A DSN of a PostgreSQL server the suite may create databases on."""
+def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A DSN of a PostgreSQL server the suite may create databases on.
+
+    Each test session initialises its own throwaway cluster (about a second), so two
+    sessions running at once never stop each other's server.
+    """
     if url := os.environ.get("TEST_DATABASE_URL"):
         yield url
         return
-    server = EmbeddedPostgres(PROJECT_ROOT / ".data" / "test-pg" / "data", fast=True)
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", fast=True)
     dsn = server.start()
     try:
         yield dsn
     finally:
-        server.stop()
+        server.destroy()
 
 
 @pytest.fixture(scope="session")
@@ -117,10 +121,13 @@ class LiveServer:
         self.ws = f"ws://127.0.0.1:{port}"
 
 
-def start_live_server(database_url: str, **env: str) -> tuple[Process, int]:
-
+def start_live_server(
+    database_url: str, extra_args: list[str] | None = None, **env: str
+) -> tuple[Process, int]:
+    """`uvicorn src.main:app` as users run it; returns once the port is bound."""
+    args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", "0"]
     process = Process(
-        [sys.executable, "-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, *args, *(extra_args or [])],
         {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50", **env},
     )
     line = process.wait_for("Uvicorn running on")  # printed once the socket is bound
@@ -136,5 +143,3 @@ def live_server(database_url: str) -> Iterator[LiveServer]:
         yield LiveServer(process, port)
     finally:
         process.stop(signal.SIGTERM)
-        if process.proc.stdout:
-            process.proc.stdout.close()

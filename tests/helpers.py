@@ -31,8 +31,9 @@ class Process:
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._queue.put(line.rstrip("\n"))
+        with self.proc.stdout:  # the pump owns the pipe and closes it at EOF
+            for line in self.proc.stdout:
+                self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
     def wait_for(self, text: str, timeout: float = 60) -> str:
@@ -58,6 +59,7 @@ class Process:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(timeout=timeout)
             raise
 
 
@@ -70,5 +72,3 @@ def running(args: list[str], env: Mapping[str, str]) -> Iterator[Process]:
         if process.proc.poll() is None:
             process.proc.kill()
             process.proc.wait(timeout=10)
-        if process.proc.stdout:
-            process.proc.stdout.close()

@@ -20,6 +20,7 @@ from src.realtime.broker import Broker
 from src.realtime.protocol import Close
 
 log = logging.getLogger("catalog.realtime")
+CLOSE_TIMEOUT = 60.0
 
 
 class Peer:
@@ -69,8 +70,10 @@ class Peer:
         self._closer = asyncio.create_task(self._close(code, reason), name="ws-close")
 
     async def _close(self, code: int, reason: str) -> None:
+        # A client that does not read cannot receive the close frame either: it goes out
+        # when the client reads again, or uvicorn's ping timeout tears the connection down.
         try:
-            await asyncio.wait_for(self.ws.close(code, reason), timeout=5)
+            await asyncio.wait_for(self.ws.close(code, reason), timeout=CLOSE_TIMEOUT)
         except Exception as exc:  # the client may already be gone; nothing left to do
             log.debug("close %s failed: %r", code, exc)
 
@@ -94,7 +97,7 @@ class Peer:
             if size > self.max_message_bytes:
                 self.close(Close.TOO_BIG, f"message larger than {self.max_message_bytes} bytes")
             elif text is not None:
-                return text
+                return str(text)
             elif text_only:
                 self.close(Close.UNSUPPORTED, "binary frames are not accepted; send text")
         return None

@@ -1,0 +1,330 @@
+"""End to end: a real uvicorn on port 0, real `websockets` clients, every close code."""
+
+import asyncio
+import json
+import signal
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from tests.conftest import LiveServer, start_live_server
+
+TIMEOUT = 10
+
+
+async def recv(ws: ClientConnection) -> str:
+    frame = await asyncio.wait_for(ws.recv(), TIMEOUT)
+    assert isinstance(frame, str)
+    return frame
+
+
+async def recv_json(ws: ClientConnection) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(await recv(ws))
+    return result
+
+
+async def close_of(ws: ClientConnection) -> tuple[int, str]:
+    """Read until the server closes; the close code and reason it sent."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    except websockets.ConnectionClosed as closed:
+        assert closed.rcvd is not None, "closed without a close frame"
+        return closed.rcvd.code, closed.rcvd.reason
+
+
+async def wait_for_count(ws: ClientConnection, expected: str) -> None:
+    """Read /counter frames until one equals `expected`."""
+    while (frame := await recv(ws)) != expected:
+        assert frame.isdigit()
+
+
+@pytest.fixture
+async def counter_watcher(live_server: LiveServer) -> AsyncIterator[ClientConnection]:
+    async with websockets.connect(f"{live_server.ws}/counter") as ws:
+        assert await recv(ws) == "1"
+        yield ws
+
+
+async def test_counter_counts_clients_and_drops_back_after_abrupt_loss(
+    live_server: LiveServer, counter_watcher: ClientConnection
+) -> None:
+    """Clients that vanish without a close frame stop counting."""
+    clients = [await websockets.connect(f"{live_server.ws}/counter") for _ in range(5)]
+    await wait_for_count(counter_watcher, "6")
+    for ws in clients[:3]:
+        ws.transport.abort()  # TCP reset: no close frame
+    await wait_for_count(counter_watcher, "3")
+    for ws in clients[3:]:
+        await ws.close()
+    await wait_for_count(counter_watcher, "1")
+
+
+async def test_counter_join_storm_costs_linear_messages(
+    live_server: LiveServer, counter_watcher: ClientConnection
+) -> None:
+    """50 clients joining at once: each gets a few coalesced frames, all end on 51."""
+    url = f"{live_server.ws}/counter"
+    clients = await asyncio.gather(*(websockets.connect(url) for _ in range(50)))
+    frames: list[int] = []
+
+    async def drain(ws: ClientConnection) -> None:
+        while (frame := await recv(ws)) != "51":
+            frames.append(int(frame))
+        frames.append(51)
+
+    await asyncio.gather(*(drain(ws) for ws in [*clients, counter_watcher]))
+    assert len(frames) < 51 * 10  # the tutorial's counter would send 51*52/2 = 1326+
+    await asyncio.gather(*(ws.close() for ws in clients))
+    await wait_for_count(counter_watcher, "1")
+
+
+async def test_counter_notices_a_silent_client_through_pings(database_url: str) -> None:
+    """A peer that stops answering pings (no FIN, no close) is dropped from the count."""
+    process, port = start_live_server(
+        database_url, extra_args=["--ws-ping-interval", "0.5", "--ws-ping-timeout", "0.5"]
+    )
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/counter") as watcher:
+            assert await recv(watcher) == "1"
+            silent = raw_websocket(port, "/counter")  # never reads nor answers a ping
+            await wait_for_count(watcher, "2")
+            await wait_for_count(watcher, "1")
+            silent.close()
+    finally:
+        process.stop(signal.SIGTERM)
+
+
+async def test_room_welcome_counts_and_messages(live_server: LiveServer) -> None:
+    """Welcome first, then counts on joins and leaves; messages reach every member."""
+    url = f"{live_server.ws}/web_socket/room-1?max_users=3"
+    async with websockets.connect(url) as a:
+        welcome_a = await recv_json(a)
+        assert welcome_a == {
+            "type": "welcome",
+            "session_id": "room-1",
+            "member_id": welcome_a["member_id"],
+            "users": 1,
+            "max_users": 3,
+        }
+        assert await recv_json(a) == {
+            "type": "count",
+            "session_id": "room-1",
+            "users": 1,
+            "max_users": 3,
+        }
+        async with websockets.connect(url.replace("=3", "=50")) as b:
+            welcome_b = await recv_json(b)
+            assert welcome_b["type"] == "welcome" and welcome_b["max_users"] == 3
+            assert welcome_b["member_id"] != welcome_a["member_id"]
+            assert (await recv_json(b))["users"] == 2
+            assert (await recv_json(a))["users"] == 2
+            await b.send("hello")
+            for ws in (a, b):
+                assert await recv_json(ws) == {
+                    "type": "message",
+                    "session_id": "room-1",
+                    "member_id": welcome_b["member_id"],
+                    "text": "hello",
+                }
+        assert await recv_json(a) == {
+            "type": "count",
+            "session_id": "room-1",
+            "users": 1,
+            "max_users": 3,
+        }
+
+
+async def test_join_storm_admits_exactly_the_capacity(live_server: LiveServer) -> None:
+    """50 concurrent joins to a room of 5: exactly 5 welcomes, 45 closes with 4429."""
+    url = f"{live_server.ws}/web_socket/storm?max_users=5"
+    clients = await asyncio.gather(*(websockets.connect(url) for _ in range(50)))
+
+    async def outcome(ws: ClientConnection) -> Any:
+        try:
+            return (await recv_json(ws))["type"]
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return closed.rcvd.code, closed.rcvd.reason
+
+    outcomes = await asyncio.gather(*(outcome(ws) for ws in clients))
+    assert outcomes.count("welcome") == 5
+    assert outcomes.count((4429, "session full (5/5)")) == 45
+    await asyncio.gather(*(ws.close() for ws in clients))
+
+
+async def test_room_is_recreated_after_it_empties(live_server: LiveServer) -> None:
+    """The next member after the room emptied fixes a new capacity."""
+    async with websockets.connect(f"{live_server.ws}/web_socket/again?max_users=1") as ws:
+        assert (await recv_json(ws))["max_users"] == 1
+    async with websockets.connect(f"{live_server.ws}/web_socket/again?max_users=4") as ws:
+        assert (await recv_json(ws))["max_users"] == 4
+
+
+async def test_broadcast_reaches_everyone_in_order(live_server: LiveServer) -> None:
+    """Every client, sender included, sees all frames in the order the server got them."""
+    url = f"{live_server.ws}/ws/broadcast"
+    async with websockets.connect(url) as a, websockets.connect(url) as b:
+        for i in range(200):
+            await (a if i % 2 else b).send(f"m{i}")
+        seen_a = [await recv(a) for _ in range(200)]
+        seen_b = [await recv(b) for _ in range(200)]
+        assert seen_a == seen_b
+        assert [m for m in seen_a if int(m[1:]) % 2] == [f"m{i}" for i in range(1, 200, 2)]
+        assert [m for m in seen_a if not int(m[1:]) % 2] == [f"m{i}" for i in range(0, 200, 2)]
+
+
+def raw_websocket(port: int, path: str, *, rcvbuf: int | None = None) -> socket.socket:
+    """A bare client: handshakes, then reads nothing (and answers no ping) until asked."""
+    sock = socket.socket()
+    if rcvbuf:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    return sock
+
+
+def read_close_frame(sock: socket.socket) -> tuple[int, str]:
+    """Read the server's frames (unmasked) until its close frame; its code and reason."""
+    sock.settimeout(TIMEOUT)
+    buffer = bytearray()
+    while b"\r\n\r\n" not in buffer:
+        buffer += sock.recv(65536)
+    del buffer[: buffer.index(b"\r\n\r\n") + 4]  # the 101 response
+    while True:
+        while len(buffer) < 10:
+            chunk = sock.recv(1 << 20)
+            assert chunk, "connection ended without a close frame"
+            buffer += chunk
+        opcode, length, offset = buffer[0] & 0x0F, buffer[1] & 0x7F, 2
+        if length == 126:
+            length, offset = int.from_bytes(buffer[2:4]), 4
+        elif length == 127:
+            length, offset = int.from_bytes(buffer[2:10]), 10
+        while len(buffer) < offset + length:
+            chunk = sock.recv(1 << 20)
+            assert chunk, "connection ended without a close frame"
+            buffer += chunk
+        payload = bytes(buffer[offset : offset + length])
+        del buffer[: offset + length]
+        if opcode == 8:
+            return int.from_bytes(payload[:2]), payload[2:].decode()
+
+
+async def test_slow_reader_is_closed_1008_without_delaying_others(database_url: str) -> None:
+    """A client that never reads overflows its queue; a reading client gets every frame."""
+    process, port = start_live_server(database_url, WS_SEND_QUEUE="8")
+    url = f"ws://127.0.0.1:{port}/ws/broadcast"
+    slow = raw_websocket(port, "/ws/broadcast", rcvbuf=4096)
+    try:
+        async with (
+            websockets.connect(url, max_size=None) as fast,
+            websockets.connect(url, max_size=None) as sender,
+        ):
+            payload = "x" * 60_000
+            for i in range(300):  # ~18 MB: far more than the kernel buffers hold
+                await sender.send(f"{i}:{payload}")
+                assert (await recv(fast)).startswith(f"{i}:")  # never held up by `slow`
+            code, reason = await asyncio.to_thread(read_close_frame, slow)
+            assert (code, reason) == (1008, "too slow: send queue overflowed")
+    finally:
+        slow.close()
+        process.stop(signal.SIGTERM)
+
+
+async def test_echo_answers_ok(live_server: LiveServer) -> None:
+    """/ws/echo answers every text frame with OK!."""
+    async with websockets.connect(f"{live_server.ws}/ws/echo") as ws:
+        for text in ("a", "", "ü" * 100):
+            await ws.send(text)
+            assert await recv(ws) == "OK!"
+
+
+@pytest.mark.parametrize("path", ["/ws/echo", "/ws/broadcast", "/web_socket/bin"])
+async def test_binary_frame_closes_1003(live_server: LiveServer, path: str) -> None:
+    """Text-only endpoints close with 1003 on a binary frame."""
+    async with websockets.connect(f"{live_server.ws}{path}") as ws:
+        await ws.send(b"\x00\x01")
+        code, reason = await close_of(ws)
+        assert code == 1003 and "binary" in reason
+
+
+async def test_counter_ignores_binary_and_text(live_server: LiveServer) -> None:
+    """Whatever a /counter client sends is ignored; it stays connected."""
+    async with websockets.connect(f"{live_server.ws}/counter") as ws:
+        assert await recv(ws) == "1"
+        await ws.send(b"\x00")
+        await ws.send("hello")
+        async with websockets.connect(f"{live_server.ws}/counter") as other:
+            assert await recv(other) == "2"
+            assert await recv(ws) == "2"
+
+
+@pytest.mark.parametrize("path", ["/ws/echo", "/ws/broadcast", "/web_socket/big"])
+async def test_oversized_frame_closes_1009(live_server: LiveServer, path: str) -> None:
+    """A frame over WS_MAX_MESSAGE_BYTES (64 KiB) closes with 1009."""
+    async with websockets.connect(f"{live_server.ws}{path}") as ws:
+        await ws.send("x" * (64 * 1024 + 1))
+        code, _ = await close_of(ws)
+        assert code == 1009
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/web_socket/bad.id", "session_id must be 1-64 characters of A-Z a-z 0-9 _ -"),
+        (f"/web_socket/{'x' * 65}", "session_id must be 1-64 characters of A-Z a-z 0-9 _ -"),
+        ("/web_socket/ok?max_users=0", "max_users must be an integer from 1 to 1000"),
+        ("/web_socket/ok?max_users=five", "max_users must be an integer from 1 to 1000"),
+        ("/web_socket/ok?max_users=1001", "max_users must be an integer from 1 to 1000"),
+    ],
+)
+async def test_bad_parameters_close_4400_with_a_reason(
+    live_server: LiveServer, path: str, reason: str
+) -> None:
+    """Bad path or query parameters are accepted, then closed 4400 saying why."""
+    async with websockets.connect(f"{live_server.ws}{path}") as ws:
+        assert await close_of(ws) == (4400, reason)
+
+
+@pytest.mark.parametrize("path", ["/counter", "/ws/echo", "/ws/broadcast", "/web_socket/x"])
+async def test_foreign_origin_closes_4403(live_server: LiveServer, path: str) -> None:
+    """A handshake from another site's Origin is closed 4403; localhost is fine."""
+    url = f"{live_server.ws}{path}"
+    async with websockets.connect(url, origin="https://evil.example") as ws:
+        code, reason = await close_of(ws)
+        assert code == 4403 and "evil.example" in reason
+    async with websockets.connect(url, origin="http://localhost:5173") as ws:
+        if path in ("/ws/echo", "/ws/broadcast"):
+            await ws.send("hi")
+        assert await recv(ws)
+
+
+async def test_client_close_is_answered_1000(live_server: LiveServer) -> None:
+    """A normal client close completes with 1000 both ways."""
+    async with websockets.connect(f"{live_server.ws}/ws/echo") as ws:
+        await ws.close()
+        assert ws.close_code == 1000
+
+
+async def test_graceful_stop_sends_1001_to_everyone(database_url: str) -> None:
+    """SIGTERM: every client of every endpoint is closed with 1001, the server exits 0."""
+    process, port = start_live_server(database_url)
+    base = f"ws://127.0.0.1:{port}"
+    paths = ["/counter", "/ws/echo", "/ws/broadcast", "/web_socket/s?max_users=2"]
+    clients = [await websockets.connect(base + p) for p in paths]
+    for ws in (clients[0], clients[3]):
+        await recv(ws)  # connected and greeted
+    process.proc.send_signal(signal.SIGTERM)
+    closes = await asyncio.gather(*(close_of(ws) for ws in clients))
+    assert closes == [(1001, "server shutting down")] * 4
+    # uvicorn re-raises the signal it stopped on, so the process ends "killed by SIGTERM".
+    assert await asyncio.to_thread(process.stop, signal.SIGTERM) in (0, -signal.SIGTERM)

@@ -1,0 +1,76 @@
+"""Parameter rules and message shapes of the WebSocket protocol."""
+
+import msgspec
+import pytest
+
+from src.realtime.protocol import (
+    BadParameter,
+    Count,
+    Welcome,
+    encode,
+    full_reason,
+    parse_max_users,
+    parse_session_id,
+)
+from src.realtime.sockets import origin_allowed
+
+
+@pytest.mark.parametrize("raw", ["a", "A-b_9", "x" * 64])
+def test_session_id_accepts_the_documented_alphabet(raw: str) -> None:
+    """1-64 characters of A-Z a-z 0-9 _ - are valid session ids."""
+    assert parse_session_id(raw) == raw
+
+
+@pytest.mark.parametrize("raw", ["", "x" * 65, "a b", "é", "a/b", "a.b", "a%20"])
+def test_session_id_rejects_anything_else(raw: str) -> None:
+    """Anything else is a BadParameter naming session_id."""
+    with pytest.raises(BadParameter, match="session_id"):
+        parse_session_id(raw)
+
+
+def test_max_users_defaults_and_bounds() -> None:
+    """Absent means the default; 1..cap is accepted."""
+    assert parse_max_users(None, default=10, cap=1000) == 10
+    assert parse_max_users("1", default=10, cap=1000) == 1
+    assert parse_max_users("1000", default=10, cap=1000) == 1000
+
+
+@pytest.mark.parametrize("raw", ["0", "1001", "-1", "five", "", "1.5", "٣", " 3"])
+def test_max_users_rejects_out_of_range_or_non_integers(raw: str) -> None:
+    """The reason names max_users and its range."""
+    with pytest.raises(BadParameter, match="max_users must be an integer from 1 to 1000"):
+        parse_max_users(raw, default=10, cap=1000)
+
+
+def test_messages_carry_their_type_tag() -> None:
+    """Welcome and count frames are JSON objects with a `type` member."""
+    welcome = msgspec.json.decode(encode(Welcome("s", "m-1", 1, 5)))
+    assert welcome == {
+        "type": "welcome",
+        "session_id": "s",
+        "member_id": "m-1",
+        "users": 1,
+        "max_users": 5,
+    }
+    assert msgspec.json.decode(encode(Count("s", 2, 5)))["type"] == "count"
+    assert full_reason(5, 5) == "session full (5/5)"
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed", "ok"),
+    [
+        ("http://localhost:3000", "api.example:8000", (), True),
+        ("https://127.0.0.1", None, (), True),
+        ("http://[::1]:8080", None, (), True),
+        ("http://api.example:8000", "api.example:8000", (), True),
+        ("http://api.example:9000", "api.example:8000", (), False),
+        ("https://evil.example", "api.example:8000", (), False),
+        ("https://shop.example", "api.example", ("https://shop.example",), True),
+        ("null", "api.example", (), False),
+        ("file://", None, (), False),
+        ("http://localhost.evil.example", None, (), False),
+    ],
+)
+def test_origin_policy(origin: str, host: str | None, allowed: tuple[str, ...], ok: bool) -> None:
+    """Same host, localhost on any port, or an ALLOWED_ORIGINS entry; nothing else."""
+    assert origin_allowed(origin, host, allowed) is ok

@@ -1,0 +1,67 @@
+"""Each WebSocket endpoint's protocol through lihil's TestClient (in-process)."""
+
+import pytest
+from lihil.vendors import TestClient, WebSocketDisconnect
+
+
+def test_echo_answers_ok(client: TestClient) -> None:
+    """/ws/echo answers OK! to each text frame."""
+    with client.websocket_connect("/ws/echo") as ws:
+        ws.send_text("hi")
+        assert ws.receive_text() == "OK!"
+
+
+def test_counter_follows_connections(client: TestClient) -> None:
+    """/counter pushes the count on connect and on every change."""
+    with client.websocket_connect("/counter") as a:
+        assert a.receive_text() == "1"
+        with client.websocket_connect("/counter") as b:
+            assert b.receive_text() == "2"
+            assert a.receive_text() == "2"
+        assert a.receive_text() == "1"
+
+
+def test_room_welcome_count_message_and_full(client: TestClient) -> None:
+    """Welcome, count, relayed message; a second member of a room of one gets 4429."""
+    with client.websocket_connect("/web_socket/s1?max_users=1") as a:
+        welcome = a.receive_json()
+        assert welcome["type"] == "welcome" and welcome["users"] == 1
+        assert a.receive_json() == {"type": "count", "session_id": "s1", "users": 1, "max_users": 1}
+        with client.websocket_connect("/web_socket/s1") as b:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                b.receive_json()
+            assert (closed.value.code, closed.value.reason) == (4429, "session full (1/1)")
+        a.send_text("yo")
+        assert a.receive_json() == {
+            "type": "message",
+            "session_id": "s1",
+            "member_id": welcome["member_id"],
+            "text": "yo",
+        }
+
+
+def test_room_bad_parameter_closes_4400(client: TestClient) -> None:
+    """A non-integer max_users is 4400 with a reason, not lihil's HTTP 500."""
+    with client.websocket_connect("/web_socket/s1?max_users=x") as ws:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+        assert closed.value.code == 4400 and "max_users" in closed.value.reason
+
+
+def test_broadcast_and_binary_close(client: TestClient) -> None:
+    """Broadcast returns the sender's copy; a binary frame closes 1003."""
+    with client.websocket_connect("/ws/broadcast") as ws:
+        ws.send_text("m1")
+        assert ws.receive_text() == "m1"
+        ws.send_bytes(b"x")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+        assert closed.value.code == 1003
+
+
+def test_foreign_origin_closes_4403(client: TestClient) -> None:
+    """The Origin guard closes a cross-site handshake with 4403."""
+    with client.websocket_connect("/counter", headers={"origin": "https://evil.example"}) as ws:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+        assert closed.value.code == 4403

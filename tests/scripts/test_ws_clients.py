@@ -1,0 +1,104 @@
+"""scripts/ws_consumer.py and scripts/ws_producer.py against a real uvicorn."""
+
+import re
+import signal
+import subprocess
+import sys
+
+from src.config import PROJECT_ROOT
+from src.db.embedded import free_port
+from tests.conftest import LiveServer
+from tests.helpers import Process, running
+
+TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d "
+
+
+def produce(url: str, message: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run the producer to the end."""
+    args = [sys.executable, "-m", "scripts.ws_producer", url, message, *extra]
+    return subprocess.run(args, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+
+
+def test_consumer_prints_messages_from_the_producer(live_server: LiveServer) -> None:
+    """Two produced broadcasts show up as two timestamped lines, then the consumer exits 0."""
+    url = f"{live_server.ws}/ws/broadcast"
+    with running(["-m", "scripts.ws_consumer", url, "--max-messages", "2"], {}) as consumer:
+        consumer.wait_for(f"connected: {url}", timeout=15)
+
+        first = produce(url, "first")
+        assert first.returncode == 0, first.stderr
+        assert first.stdout == "sent and confirmed: 'first'\n"
+        second = produce(url, "second\nline")
+        assert second.returncode == 0, second.stderr
+
+        first = consumer.wait_for("message: ", timeout=15)
+        assert re.match(TIMESTAMP + "message: first$", first), first
+        second = consumer.wait_for("message: ", timeout=15)
+        assert second.endswith("message: second\\nline"), second
+        assert consumer.proc.wait(timeout=15) == 0
+
+
+def test_producer_without_a_server_fails_clearly() -> None:
+    """Nothing listening: exit code 1 and a 'cannot connect' message."""
+    url = f"ws://127.0.0.1:{free_port()}/ws/broadcast"
+    result = produce(url, "hello", "--timeout", "5")
+    assert result.returncode == 1
+    assert f"error: cannot connect to {url}" in result.stderr
+    assert result.stdout == ""
+
+
+def test_producer_reports_the_close_code_and_reason(live_server: LiveServer) -> None:
+    """A server-side close (here 4400 for a bad max_users) is printed with code and reason."""
+    url = f"{live_server.ws}/web_socket/room?max_users=0"
+    result = produce(url, "hello", "--timeout", "10")
+    assert result.returncode == 1
+    assert "error: connection closed before the copy came back: code 4400" in result.stderr
+    assert "max_users must be an integer" in result.stderr
+
+
+def test_producer_times_out_when_no_copy_comes_back(live_server: LiveServer) -> None:
+    """/ws/echo answers OK!, never the message itself: the producer gives up after --timeout."""
+    result = produce(f"{live_server.ws}/ws/echo", "hello", "--timeout", "1")
+    assert result.returncode == 1
+    assert "error: no copy of the message came back within 1 s" in result.stderr
+
+
+def test_consumer_retries_with_backoff_and_stops_on_sigint() -> None:
+    """Refused connections are logged and retried after 0.5 s, then 1.0 s; SIGINT exits 0."""
+    url = f"ws://127.0.0.1:{free_port()}/counter"
+    with running(["-m", "scripts.ws_consumer", url], {}) as consumer:
+        consumer.wait_for(f"cannot connect to {url}", timeout=15)
+        consumer.wait_for("retrying in 0.5 s", timeout=5)
+        consumer.wait_for("cannot connect", timeout=5)
+        consumer.wait_for("retrying in 1.0 s", timeout=5)
+        assert consumer.stop(signal.SIGINT) == 0
+        consumer.wait_for("stopped", timeout=5)
+
+
+def test_consumer_reconnects_after_the_server_restarts(
+    live_server: LiveServer, database_url: str
+) -> None:
+    """Server stops (1001 logged), consumer retries, a new server on the port is picked up."""
+    url = f"{live_server.ws}/counter"
+    with running(["-m", "scripts.ws_consumer", url], {}) as consumer:
+        consumer.wait_for(f"connected: {url}", timeout=15)
+        consumer.wait_for("message: 1", timeout=15)
+
+        live_server.process.stop(signal.SIGTERM)
+        consumer.wait_for("disconnected: 1001 server shutting down", timeout=15)
+        consumer.wait_for("retrying in 0.5 s", timeout=5)
+        consumer.wait_for("cannot connect", timeout=5)
+
+        args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1"]
+        env = {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50"}
+        server = Process([sys.executable, *args, "--port", str(live_server.port)], env)
+        try:
+            server.wait_for("Uvicorn running on", timeout=30)
+            consumer.wait_for(f"connected: {url}", timeout=20)
+            consumer.wait_for("message: 1", timeout=15)
+            assert consumer.stop(signal.SIGTERM) == 0
+            consumer.wait_for("stopped", timeout=5)
+        finally:
+            server.stop(signal.SIGTERM)
+            if server.proc.stdout:
+                server.proc.stdout.close()
