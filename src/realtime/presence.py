@@ -39,8 +39,10 @@ class Presence:
     def leave(self, group: str, member_id: str) -> Admission:
         """Remove a member (idempotent: False if absent); an emptied group is forgotten."""
         g = self._groups.get(group)
-        if g is None or member_id not in g.members:
-            return Admission(False, (g and len(g.members)) or 0, g and g.capacity)
+        if g is None:
+            return Admission(False, 0, None)
+        if member_id not in g.members:
+            return Admission(False, len(g.members), g.capacity)
         g.members.remove(member_id)
         if not g.members:
             del self._groups[group]
