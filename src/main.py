@@ -9,7 +9,7 @@ import asyncpg
 from lihil import Lihil
 from lihil.config import AppConfig, OASConfig
 
-from src import errors
+from src import errors, lihil_patches  # noqa: F401  (applies the patches)
 from src.catalog.routes import build_routes
 from src.config import Settings, load_settings
 from src.db.pool import open_pool, pool_not_ready
