@@ -8,7 +8,7 @@ import sys
 from src.config import PROJECT_ROOT
 from src.db.embedded import free_port
 from tests.conftest import LiveServer
-from tests.helpers import Process, running
+from tests.helpers import running
 
 TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d "
 
@@ -85,20 +85,18 @@ def test_consumer_reconnects_after_the_server_restarts(
         consumer.wait_for("message: 1", timeout=15)
 
         live_server.process.stop(signal.SIGTERM)
-        consumer.wait_for("disconnected: 1001 server shutting down", timeout=15)
+        line = consumer.wait_for("disconnected: ", timeout=15)
+        # 1001 from the app; uvicorn's own 1012 sometimes wins the race on SIGTERM.
+        assert re.search(r"disconnected: (1001 server shutting down|1012)$", line), line
         consumer.wait_for("retrying in 0.5 s", timeout=5)
         consumer.wait_for("cannot connect", timeout=5)
 
         args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1"]
         env = {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50"}
-        server = Process([sys.executable, *args, "--port", str(live_server.port)], env)
-        try:
+        with running([*args, "--port", str(live_server.port)], env) as server:
             server.wait_for("Uvicorn running on", timeout=30)
             consumer.wait_for(f"connected: {url}", timeout=20)
             consumer.wait_for("message: 1", timeout=15)
             assert consumer.stop(signal.SIGTERM) == 0
             consumer.wait_for("stopped", timeout=5)
-        finally:
             server.stop(signal.SIGTERM)
-            if server.proc.stdout:
-                server.proc.stdout.close()
