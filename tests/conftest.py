@@ -130,7 +130,11 @@ def start_live_server(
         [sys.executable, *args, *(extra_args or [])],
         {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50", **env},
     )
-    line = process.wait_for("Uvicorn running on")  # printed once the socket is bound
+    try:
+        line = process.wait_for("Uvicorn running on")  # printed once the socket is bound
+    except AssertionError:
+        process.stop(signal.SIGKILL)  # it failed to start: never leave it behind
+        raise
     port = int(line.rsplit(":", 1)[1].split()[0])
     return process, port
 

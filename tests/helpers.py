@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
@@ -37,10 +38,11 @@ class Process:
         self._queue.put(None)
 
     def wait_for(self, text: str, timeout: float = 60) -> str:
-        """Block until a line containing `text` appears; fail with the output so far."""
+        """Block until a line containing `text` appears (within `timeout` seconds in all)."""
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                line = self._queue.get(timeout=timeout)
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise AssertionError(
                     f"no {text!r} within {timeout}s:\n" + "\n".join(self.lines)

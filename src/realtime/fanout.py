@@ -41,6 +41,11 @@ class Peer:
     def open(self) -> bool:
         return self.close_code is None
 
+    @property
+    def closing(self) -> "asyncio.Task[None] | None":
+        """The task sending this peer's close frame, once `close` was called."""
+        return self._closer
+
     def send(self, frame: str) -> None:
         """Enqueue a frame; never blocks. Overflow closes this peer with 1008."""
         if not self.open:
@@ -195,6 +200,8 @@ class Registry:
                 t.peers[peer] = latest
                 peer.send(latest)
 
-    def close_all(self, code: int, reason: str) -> None:
+    def close_all(self, code: int, reason: str) -> list[asyncio.Task[None]]:
+        """Close every open peer; returns the tasks sending their close frames."""
         for peer in tuple(self.peers):
             peer.close(code, reason)
+        return [p.closing for p in self.peers if p.closing is not None]

@@ -27,9 +27,7 @@ CHROMIUM_ARGS = [
 ]
 WAIT_MS = 10_000
 VIEWPORT = {"width": 1100, "height": 900}
-# The server sends 1001 on SIGTERM, but uvicorn's own 1012 sometimes goes out first (a race in
-# the server's signal chaining); either way the page must show it and reconnect.
-GOING_AWAY = r"(?:1001 server shutting down|1012 service restart)"
+GOING_AWAY = r"1001 server shutting down"
 
 pytestmark = pytest.mark.browser
 
