@@ -46,6 +46,8 @@ def main() -> int:
             workers=settings.WORKERS,
             log_level=settings.LOG_LEVEL,
             ws_max_size=settings.WS_MAX_MESSAGE_BYTES,
+            ws_ping_interval=settings.WS_PING_INTERVAL,
+            ws_ping_timeout=settings.WS_PING_INTERVAL,
             timeout_graceful_shutdown=5,
         )
     finally:
