@@ -122,10 +122,10 @@ class LiveServer:
 
 
 def start_live_server(
-    database_url: str, extra_args: list[str] | None = None, **env: str
+    database_url: str, extra_args: list[str] | None = None, port: int = 0, **env: str
 ) -> tuple[Process, int]:
     """`uvicorn src.main:app` as users run it; returns once the port is bound."""
-    args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", "0"]
+    args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", str(port)]
     process = Process(
         [sys.executable, *args, *(extra_args or [])],
         {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50", **env},

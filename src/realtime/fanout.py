@@ -98,14 +98,20 @@ class Peer:
                 self._writer.cancel()
                 break
             text, data = message.get("text"), message.get("bytes")
-            size = len(data) if data is not None else len(text.encode()) if text else 0
-            if size > self.max_message_bytes:
+            if self._too_big(text, data):
                 self.close(Close.TOO_BIG, f"message larger than {self.max_message_bytes} bytes")
             elif text is not None:
                 return str(text)
             elif text_only:
                 self.close(Close.UNSUPPORTED, "binary frames are not accepted; send text")
         return None
+
+    def _too_big(self, text: str | None, data: bytes | None) -> bool:
+        limit = self.max_message_bytes
+        if data is not None:
+            return len(data) > limit
+        # UTF-8 needs at most 4 bytes a character: only long texts are worth encoding.
+        return text is not None and len(text) * 4 > limit and len(text.encode()) > limit
 
     async def finish(self) -> None:
         """Stop the writer and wait for a pending close; called once the handler is done."""

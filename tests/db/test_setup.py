@@ -5,6 +5,7 @@ import asyncio
 import asyncpg
 
 from src.db.setup import demo_rows, prepare_database
+from tests.conftest import with_database
 
 
 async def counts(conn: asyncpg.Connection) -> dict[str, int]:
@@ -48,8 +49,6 @@ async def test_prepare_is_idempotent_and_never_reseeds(database_url: str) -> Non
 
 async def test_racing_workers_seed_exactly_once(admin_dsn: str) -> None:
     """Two processes starting at once on an empty database load the demo data once."""
-    from tests.conftest import with_database
-
     admin = await asyncpg.connect(admin_dsn)
     await admin.execute("DROP DATABASE IF EXISTS race_seed WITH (FORCE)")
     await admin.execute("CREATE DATABASE race_seed")

@@ -241,9 +241,9 @@ async def test_slow_reader_is_closed_1008_without_delaying_others(database_url: 
 
 
 async def test_echo_answers_ok(live_server: LiveServer) -> None:
-    """/ws/echo answers every text frame with OK!."""
+    """/ws/echo answers every text frame with OK!, up to the 64 KiB limit."""
     async with websockets.connect(f"{live_server.ws}/ws/echo") as ws:
-        for text in ("a", "", "ü" * 100):
+        for text in ("a", "", "ü" * 100, "€" * 21_000, "x" * 64 * 1024):
             await ws.send(text)
             assert await recv(ws) == "OK!"
 
@@ -269,10 +269,11 @@ async def test_counter_ignores_binary_and_text(live_server: LiveServer) -> None:
 
 
 @pytest.mark.parametrize("path", ["/ws/echo", "/ws/broadcast", "/web_socket/big"])
-async def test_oversized_frame_closes_1009(live_server: LiveServer, path: str) -> None:
-    """A frame over WS_MAX_MESSAGE_BYTES (64 KiB) closes with 1009."""
+@pytest.mark.parametrize("text", ["x" * (64 * 1024 + 1), "€" * 22_000], ids=["ascii", "utf8"])
+async def test_oversized_frame_closes_1009(live_server: LiveServer, path: str, text: str) -> None:
+    """A frame over WS_MAX_MESSAGE_BYTES (64 KiB, counted in UTF-8 bytes) closes with 1009."""
     async with websockets.connect(f"{live_server.ws}{path}") as ws:
-        await ws.send("x" * (64 * 1024 + 1))
+        await ws.send(text)
         code, _ = await close_of(ws)
         assert code == 1009
 

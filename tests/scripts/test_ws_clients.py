@@ -7,7 +7,7 @@ import sys
 
 from src.config import PROJECT_ROOT
 from src.db.embedded import free_port
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, start_live_server
 from tests.helpers import running
 
 TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d "
@@ -90,12 +90,11 @@ def test_consumer_reconnects_after_the_server_restarts(
         consumer.wait_for("retrying in 0.5 s", timeout=5)
         consumer.wait_for("cannot connect", timeout=5)
 
-        args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1"]
-        env = {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50"}
-        with running([*args, "--port", str(live_server.port)], env) as server:
-            server.wait_for("Uvicorn running on", timeout=30)
+        server, _ = start_live_server(database_url, port=live_server.port)
+        try:
             consumer.wait_for(f"connected: {url}", timeout=20)
             consumer.wait_for("message: 1", timeout=15)
             assert consumer.stop(signal.SIGTERM) == 0
             consumer.wait_for("stopped", timeout=5)
+        finally:
             server.stop(signal.SIGTERM)

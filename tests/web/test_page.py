@@ -12,8 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from tests.conftest import LiveServer
-from tests.helpers import running
+from tests.conftest import LiveServer, start_live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -164,12 +163,11 @@ def test_page_status_shows_the_drop_and_reconnects(
     expect(a.locator("#online")).to_have_text("–")
     expect(a.locator("#room-count")).to_have_text("–")
 
-    args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1"]
-    env = {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50"}
-    with running([*args, "--port", str(live_server.port)], env) as server:
-        server.wait_for("Uvicorn running on", timeout=30)
+    server, _ = start_live_server(database_url, port=live_server.port)
+    try:
         expect(counter).to_have_text("counter: connected", timeout=20_000)
         expect(a.locator("#online")).to_have_text("2")
         expect(a.locator("#status-room")).to_have_text("room: connected", timeout=20_000)
         expect(a.locator("#room-count")).to_have_text("1 / 5")
+    finally:
         server.stop(signal.SIGTERM)
