@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check bench clean install
+.PHONY: run test check bench clean install schema client
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,16 @@ run: $(STAMP)
 ## test: the whole suite against a real PostgreSQL
 test: $(STAMP)
 	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest
+
+## schema: write docs/openapi.json and docs/asyncapi.json from the code (offline)
+schema: $(STAMP)
+	$(BIN)/python -m scripts.export_schema
+
+## client: regenerate the typed Python client in clients/python/ from docs/openapi.json
+client: schema
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/openapi-python-client generate --path docs/openapi.json \
+		--config clients/openapi-python-client.yaml --meta none \
+		--output-path clients/python/catalog_client --overwrite
 
 ## check: format, lint and type-check
 check: $(STAMP)

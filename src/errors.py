@@ -17,7 +17,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Iterable, MutableMapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import asyncpg
 import msgspec
@@ -31,20 +31,22 @@ PROBLEM_JSON = "application/problem+json"
 class FieldError(msgspec.Struct, frozen=True):
     """One bad field of a request: where it was, which one, and why it was refused."""
 
-    location: str  # "path" | "query" | "header" | "body"
-    field: str
-    message: str
+    location: Annotated[str, msgspec.Meta(examples=["body"])]  # path | query | header | body
+    field: Annotated[str, msgspec.Meta(examples=["product_name"])]
+    message: Annotated[str, msgspec.Meta(examples=["Expected `str` of length >= 1"])]
 
 
 class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
     """An RFC 9457 problem details object, exactly as it goes over the wire."""
 
-    type: str
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    errors: list[FieldError] | None = None
+    type: Annotated[str, msgspec.Meta(description="The problem type.", examples=["not-found"])]
+    title: Annotated[str, msgspec.Meta(description="A short summary of the problem type.")]
+    status: Annotated[int, msgspec.Meta(description="The HTTP status code.", examples=[404])]
+    detail: Annotated[str, msgspec.Meta(description="What went wrong this time.")] = ""
+    instance: Annotated[str, msgspec.Meta(description="The request path.")] = ""
+    errors: Annotated[
+        list[FieldError], msgspec.Meta(description="Validation failures: one per bad field.")
+    ] = msgspec.field(default_factory=list)
 
 
 class AppError(Exception):
@@ -57,8 +59,8 @@ class AppError(Exception):
         super().__init__(detail)
         self.detail = detail
 
-    def field_errors(self) -> list[FieldError] | None:
-        return None
+    def field_errors(self) -> list[FieldError]:
+        return []
 
 
 class NotFound(AppError):
@@ -115,7 +117,7 @@ def _validation_errors(exc: InvalidRequestErrors) -> list[FieldError]:
     return errors
 
 
-def to_problem(exc: BaseException, instance: str | None) -> tuple[Problem, dict[str, str] | None]:
+def to_problem(exc: BaseException, instance: str) -> tuple[Problem, dict[str, str] | None]:
     """Map any exception to the problem we answer with (and extra headers)."""
     if isinstance(exc, DB_OUTAGE_ERRORS) and not isinstance(exc, AppError):
         log.warning("database unavailable: %r", exc)
@@ -142,7 +144,7 @@ def to_problem(exc: BaseException, instance: str | None) -> tuple[Problem, dict[
             errors=errors,
         ), exc.headers
     if isinstance(exc, HTTPException):
-        pd = exc.__problem_detail__(instance or "")
+        pd = exc.__problem_detail__(instance)
         return Problem(
             type=pd.type_,
             title=pd.title,

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, MutableMapping
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,8 @@ from src.catalog.routes import build_routes
 from src.config import Settings, load_settings
 from src.db.pool import open_pool, pool_not_ready
 from src.db.setup import prepare_database
+from src.openapi import openapi_document
+from src.realtime.asyncapi import build_asyncapi
 from src.realtime.broker import Broker, MemoryBroker
 from src.realtime.fanout import Registry
 from src.realtime.protocol import Close
@@ -59,7 +62,6 @@ def create_app(settings: Settings | None = None) -> Lihil:
     app = Lihil(
         *routes,
         *build_ws_routes(),
-        *build_page_routes(),
         app_config=AppConfig(
             VERSION=VERSION,
             oas=OASConfig(TITLE="Catalog API"),
@@ -74,6 +76,13 @@ def create_app(settings: Settings | None = None) -> Lihil:
     app.graph.register_singleton(broker, Broker)
     app.graph.register_singleton(registry, Registry)
     app.graph.node(pool_not_ready)
+    asyncapi = partial(
+        build_asyncapi,
+        VERSION,
+        max_session_users=settings.MAX_SESSION_USERS,
+        default_session_users=settings.DEFAULT_SESSION_USERS,
+    )
+    app.include(*build_page_routes(partial(openapi_document, app), asyncapi))
     return app
 
 

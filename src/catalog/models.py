@@ -8,6 +8,9 @@ import msgspec
 
 MAX_ID = 2**31 - 1  # PostgreSQL INT: larger ids can never exist, so they are client errors
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A positive 32-bit id.")]
+BrandFilter = Annotated[
+    int, msgspec.Meta(ge=1, le=MAX_ID, description="Only this brand's products.")
+]
 Name = Annotated[
     str, msgspec.Meta(min_length=1, max_length=200, description="1 to 200 characters.")
 ]

@@ -12,8 +12,8 @@ from src.catalog import queries
 from src.catalog.models import (
     MAX_ID,
     Brand,
+    BrandFilter,
     Health,
-    Id,
     Product,
     ProductIn,
     ProductPage,
@@ -26,8 +26,8 @@ _encode = msgspec.json.Encoder().encode
 
 # Bounds on path and query parameters must go through lihil's Param: a msgspec.Meta inside
 # Annotated is dropped for them); ids outside PostgreSQL's INT range are client errors.
-ProductId = Annotated[int, Param(ge=1, le=MAX_ID)]
-BrandId = Annotated[int, Param(ge=1, le=MAX_ID)]
+ProductId = Annotated[int, Param(ge=1, le=MAX_ID, description="The product's id.")]
+BrandId = Annotated[int, Param(ge=1, le=MAX_ID, description="The brand's id.")]
 
 
 async def get_time() -> ServerTime:
@@ -59,9 +59,17 @@ async def get_product(product_id: ProductId, pool: asyncpg.Pool) -> Product:
 
 async def list_products(
     pool: asyncpg.Pool,
-    brand_id: Annotated[Id | None, Param("query")] = None,
-    limit: Annotated[int, Param("query", ge=1, le=100)] = 20,
-    after: Annotated[int, Param("query", ge=0, le=MAX_ID)] = 0,
+    brand_id: Annotated[BrandFilter | None, Param("query")] = None,
+    limit: Annotated[int, Param("query", ge=1, le=100, description="Page size (default 20).")] = 20,
+    after: Annotated[
+        int,
+        Param(
+            "query",
+            ge=0,
+            le=MAX_ID,
+            description="Return products after this id (default 0: from the start).",
+        ),
+    ] = 0,
 ) -> ProductPage:
     """Products by ascending id, one keyset page at a time, optionally of one brand."""
     return await queries.list_products(pool, brand_id=brand_id, after=after, limit=limit)

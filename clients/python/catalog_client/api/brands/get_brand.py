@@ -1,0 +1,179 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.brand import Brand
+from ...models.problem import Problem
+from ...types import Response
+
+
+def _get_kwargs(
+    brand_id: int,
+) -> dict[str, Any]:
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/brands/{brand_id}".format(
+            brand_id=quote(str(brand_id), safe=""),
+        ),
+    }
+
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Brand | Problem | None:
+    if response.status_code == 200:
+        response_200 = Brand.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[Brand | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    brand_id: int,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Response[Brand | Problem]:
+    """Get a brand
+
+     One brand by id.
+
+    Args:
+        brand_id (int): The brand's id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Brand | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        brand_id=brand_id,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    brand_id: int,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Brand | Problem | None:
+    """Get a brand
+
+     One brand by id.
+
+    Args:
+        brand_id (int): The brand's id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Brand | Problem
+    """
+
+    return sync_detailed(
+        brand_id=brand_id,
+        client=client,
+    ).parsed
+
+
+async def asyncio_detailed(
+    brand_id: int,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Response[Brand | Problem]:
+    """Get a brand
+
+     One brand by id.
+
+    Args:
+        brand_id (int): The brand's id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Brand | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        brand_id=brand_id,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    brand_id: int,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Brand | Problem | None:
+    """Get a brand
+
+     One brand by id.
+
+    Args:
+        brand_id (int): The brand's id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Brand | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            brand_id=brand_id,
+            client=client,
+        )
+    ).parsed

@@ -1,0 +1,179 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.problem import Problem
+from ...models.product import Product
+from ...types import Response
+
+
+def _get_kwargs(
+    product_id: int,
+) -> dict[str, Any]:
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/products/{product_id}".format(
+            product_id=quote(str(product_id), safe=""),
+        ),
+    }
+
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Problem | Product | None:
+    if response.status_code == 200:
+        response_200 = Product.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 422:
+        response_422 = Problem.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[Problem | Product]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    product_id: int,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Response[Problem | Product]:
+    """Get a product
+
+     One product by id.
+
+    Args:
+        product_id (int): The product's id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Problem | Product]
+    """
+
+    kwargs = _get_kwargs(
+        product_id=product_id,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    product_id: int,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Problem | Product | None:
+    """Get a product
+
+     One product by id.
+
+    Args:
+        product_id (int): The product's id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Problem | Product
+    """
+
+    return sync_detailed(
+        product_id=product_id,
+        client=client,
+    ).parsed
+
+
+async def asyncio_detailed(
+    product_id: int,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Response[Problem | Product]:
+    """Get a product
+
+     One product by id.
+
+    Args:
+        product_id (int): The product's id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Problem | Product]
+    """
+
+    kwargs = _get_kwargs(
+        product_id=product_id,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    product_id: int,
+    *,
+    client: AuthenticatedClient | Client,
+) -> Problem | Product | None:
+    """Get a product
+
+     One product by id.
+
+    Args:
+        product_id (int): The product's id.
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Problem | Product
+    """
+
+    return (
+        await asyncio_detailed(
+            product_id=product_id,
+            client=client,
+        )
+    ).parsed

@@ -1,0 +1,21 @@
+"""Contains all the data models used in inputs/outputs"""
+
+from .brand import Brand
+from .field_error import FieldError
+from .health import Health
+from .problem import Problem
+from .product import Product
+from .product_in import ProductIn
+from .product_page import ProductPage
+from .server_time import ServerTime
+
+__all__ = (
+    "Brand",
+    "FieldError",
+    "Health",
+    "Problem",
+    "Product",
+    "ProductIn",
+    "ProductPage",
+    "ServerTime",
+)

@@ -1,0 +1,101 @@
+"""The WebSocket contract as an AsyncAPI 3 document, built from the protocol's own Structs."""
+
+from typing import Any
+
+import msgspec
+
+from src.realtime.protocol import Close, Count, Message, Welcome
+
+REF = "#/components/schemas/{name}"
+CLOSE_MEANINGS = {
+    Close.NORMAL: "normal close",
+    Close.GOING_AWAY: "server shutting down",
+    Close.UNSUPPORTED: "a binary frame where only text is accepted",
+    Close.POLICY: "too slow to read: the send queue overflowed",
+    Close.TOO_BIG: "message larger than WS_MAX_MESSAGE_BYTES",
+    Close.BAD_PARAMETER: "bad path or query parameter (the reason says which and why)",
+    Close.FORBIDDEN: "Origin not allowed",
+    Close.FULL: "the session is full (reason: `session full (N/N)`)",
+}
+
+
+def _text(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "contentType": "text/plain", "summary": description, "payload": schema}
+
+
+def _json(struct: type[msgspec.Struct], summary: str) -> dict[str, Any]:
+    name = struct.__name__
+    return {
+        "name": name,
+        "contentType": "application/json",
+        "summary": summary,
+        "payload": {"$ref": REF.format(name=name)},
+    }
+
+
+def build_asyncapi(version: str, *, max_session_users: int, default_session_users: int) -> Any:
+    _, schemas = msgspec.json.schema_components([Welcome, Count, Message], ref_template=REF)
+    messages = {
+        "UsersOnline": _text(
+            "UsersOnline", "The number of /counter connections, e.g. `3`.", {"type": "string"}
+        ),
+        "Welcome": _json(Welcome, "First frame to a new member: its id and the room's state."),
+        "Count": _json(Count, "The room's member count, on every join and leave."),
+        "Message": _json(Message, "A member's text, relayed to every member (sender included)."),
+        "Text": _text("Text", "Any text frame (at most WS_MAX_MESSAGE_BYTES).", {"type": "string"}),
+        "Ok": _text("Ok", "The echo's answer.", {"const": "OK!"}),
+    }
+
+    def refs(*names: str) -> dict[str, Any]:
+        return {n: {"$ref": f"#/components/messages/{n}"} for n in names}
+
+    channels = {
+        "counter": {
+            "address": "/counter",
+            "description": "Users online; whatever clients send is ignored. Updates are "
+            "coalesced (at most one per COUNTER_WINDOW_MS) and end on the true count.",
+            "messages": refs("UsersOnline"),
+        },
+        "sessionRoom": {
+            "address": "/web_socket/{session_id}",
+            "description": "A session room. Query parameter `max_users`: an integer "
+            f"1..{max_session_users} (default {default_session_users}); the first member "
+            "fixes the room's capacity. Joining a full room closes with 4429.",
+            "parameters": {"session_id": {"description": "1-64 characters of [A-Za-z0-9_-]."}},
+            "messages": refs("Welcome", "Count", "Message", "Text"),
+        },
+        "echo": {"address": "/ws/echo", "messages": refs("Text", "Ok")},
+        "broadcast": {
+            "address": "/ws/broadcast",
+            "description": "Every text frame goes to every client, sender included, in order.",
+            "messages": refs("Text"),
+        },
+    }
+
+    def operation(action: str, channel: str, *names: str) -> dict[str, Any]:
+        return {
+            "action": action,
+            "channel": {"$ref": f"#/channels/{channel}"},
+            "messages": [{"$ref": f"#/channels/{channel}/messages/{n}"} for n in names],
+        }
+
+    close_codes = "\n".join(f"- {int(c)}: {m}" for c, m in CLOSE_MEANINGS.items())
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Catalog WebSockets",
+            "version": version,
+            "description": "Close codes used by every endpoint:\n" + close_codes,
+        },
+        "channels": channels,
+        "operations": {
+            "receiveUsersOnline": operation("receive", "counter", "UsersOnline"),
+            "receiveRoomFrames": operation("receive", "sessionRoom", "Welcome", "Count", "Message"),
+            "sendRoomText": operation("send", "sessionRoom", "Text"),
+            "sendEcho": operation("send", "echo", "Text"),
+            "receiveEcho": operation("receive", "echo", "Ok"),
+            "sendBroadcast": operation("send", "broadcast", "Text"),
+            "receiveBroadcast": operation("receive", "broadcast", "Text"),
+        },
+        "components": {"messages": messages, "schemas": schemas},
+    }

@@ -1,0 +1,144 @@
+"""The typed client in clients/python: regenerated identically, and working end to end."""
+
+import filecmp
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from catalog_client import Client
+from catalog_client.api.brands import get_brand, list_brands
+from catalog_client.api.products import (
+    create_product,
+    create_product_tutorial,
+    delete_product,
+    get_product,
+    list_products,
+    replace_product,
+)
+from catalog_client.api.service import get_health, get_ready, get_time
+from catalog_client.models import Brand, Problem, Product, ProductIn, ProductPage
+
+from src.config import PROJECT_ROOT
+from tests.conftest import LiveServer
+
+CLIENT = PROJECT_ROOT / "clients" / "python" / "catalog_client"
+
+
+def differences(a: Path, b: Path) -> list[str]:
+    """Files that differ, or exist on one side only, between two trees."""
+    cmp = filecmp.dircmp(a, b, ignore=["__pycache__", ".ruff_cache"])
+    found = [*cmp.left_only, *cmp.right_only, *cmp.diff_files]
+    for sub in cmp.common_dirs:
+        found += [f"{sub}/{name}" for name in differences(a / sub, b / sub)]
+    return found
+
+
+def test_committed_client_matches_a_fresh_generation(tmp_path: Path) -> None:
+    """`make client` output is committed: regenerating from docs/openapi.json changes nothing."""
+    bin_dir = Path(sys.executable).parent
+    out = tmp_path / "catalog_client"
+    subprocess.run(
+        [
+            bin_dir / "openapi-python-client",
+            "generate",
+            "--path",
+            PROJECT_ROOT / "docs" / "openapi.json",
+            "--config",
+            PROJECT_ROOT / "clients" / "openapi-python-client.yaml",
+            "--meta",
+            "none",
+            "--output-path",
+            out,
+        ],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
+    assert differences(CLIENT, out) == [], "clients/python is stale: run make client"
+
+
+def plain(model: Any) -> None:
+    """Every field we send is a typed attribute: nothing lands in additional_properties."""
+    assert model.additional_properties == {}, model
+
+
+@pytest.fixture
+def api(live_server: LiveServer) -> Iterator[Client]:
+    with Client(base_url=live_server.http, raise_on_unexpected_status=True) as client:
+        yield client
+
+
+def test_client_reads_service_and_brands(api: Client) -> None:
+    """getTime, getHealth, getReady, listBrands, getBrand (200, 404, 422) as typed models."""
+    now = get_time.sync(client=api)
+    assert now is not None and 1 <= now.month <= 12
+    plain(now)
+    assert get_health.sync(client=api).status == "ok"  # type: ignore[union-attr]
+    assert get_ready.sync(client=api).status == "ready"  # type: ignore[union-attr]
+    brands = list_brands.sync(client=api)
+    assert isinstance(brands, list) and len(brands) == 100
+    for brand in brands:
+        assert isinstance(brand, Brand)
+        plain(brand)
+    assert get_brand.sync(3, client=api) == brands[2]
+    missing = get_brand.sync_detailed(101, client=api)
+    assert missing.status_code == 404 and isinstance(missing.parsed, Problem)
+    assert missing.parsed.type_ == "not-found" and missing.parsed.instance == "/brands/101"
+    plain(missing.parsed)
+    bad = get_brand.sync_detailed(0, client=api)
+    assert bad.status_code == 422 and isinstance(bad.parsed, Problem)
+    assert [(e.location, e.field) for e in bad.parsed.errors] == [("path", "brand_id")]  # type: ignore[union-attr]
+    plain(bad.parsed.errors[0])  # type: ignore[index]
+
+
+def test_client_pages_products(api: Client) -> None:
+    """listProducts: typed pages, next_after, brand filter and bounds."""
+    page = list_products.sync(client=api, limit=5, after=10)
+    assert isinstance(page, ProductPage)
+    assert [p.product_id for p in page.items] == [11, 12, 13, 14, 15] and page.next_after == 15
+    plain(page)
+    for product in page.items:
+        plain(product)
+    mine = list_products.sync(client=api, brand_id=3, limit=100)
+    assert isinstance(mine, ProductPage) and all(p.brand_id == 3 for p in mine.items)
+    last = list_products.sync(client=api, after=995)
+    assert isinstance(last, ProductPage) and last.next_after is None
+    too_big = list_products.sync_detailed(client=api, limit=101)
+    assert too_big.status_code == 422 and isinstance(too_big.parsed, Problem)
+
+
+def test_client_writes_products(api: Client) -> None:
+    """createProduct (and the tutorial path), getProduct, replaceProduct, deleteProduct."""
+    created = create_product.sync_detailed(
+        client=api, body=ProductIn(product_name="client made", brand_id=2)
+    )
+    assert created.status_code == 201 and isinstance(created.parsed, Product)
+    assert created.headers["location"] == f"/products/{created.parsed.product_id}"
+    plain(created.parsed)
+    alias = create_product_tutorial.sync(client=api, body=ProductIn(product_name="x", brand_id=1))
+    assert isinstance(alias, Product) and alias.product_id == created.parsed.product_id + 1
+
+    pid = created.parsed.product_id
+    assert get_product.sync(pid, client=api) == created.parsed
+    renamed = replace_product.sync(pid, client=api, body=ProductIn(product_name="y", brand_id=4))
+    assert isinstance(renamed, Product) and (renamed.product_name, renamed.brand_id) == ("y", 4)
+    unknown = replace_product.sync_detailed(
+        pid, client=api, body=ProductIn(product_name="y", brand_id=4242)
+    )
+    assert unknown.status_code == 422 and isinstance(unknown.parsed, Problem)
+    assert unknown.parsed.type_ == "unknown-brand"
+
+    assert delete_product.sync_detailed(pid, client=api).status_code == 204
+    gone = get_product.sync_detailed(pid, client=api)
+    assert gone.status_code == 404 and isinstance(gone.parsed, Problem)
+    again = delete_product.sync_detailed(pid, client=api)
+    assert again.status_code == 404 and isinstance(again.parsed, Problem)
+    absent = replace_product.sync_detailed(
+        pid, client=api, body=ProductIn(product_name="z", brand_id=1)
+    )
+    assert absent.status_code == 404
