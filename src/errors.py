@@ -3,7 +3,7 @@
     Exception
     ├── AppError                 domain errors, raised by queries and routes
     │   ├── NotFound             404  a product or brand that does not exist
-    │   ├── UnknownBrand         422  a write names a brand_id that does not exist
+    │   ├── UnknownBrand         409  a write names a brand_id that does not exist
     │   └── DatabaseUnavailable  503  the database does not answer (see DB_OUTAGE_ERRORS)
     ├── lihil HTTPException      lihil's own; InvalidRequestErrors (422) carries the bad fields
     └── anything else            500  logged with its traceback, never shown to the client
@@ -70,7 +70,8 @@ class NotFound(AppError):
 
 
 class UnknownBrand(AppError):
-    status = 422
+    # 409, not 422: the request is well formed; it conflicts with the catalog's state.
+    status = 409
     type = "unknown-brand"
     title = "Referenced brand does not exist"
 

@@ -28,6 +28,7 @@ class Operation:
 
 
 DATA = (422, 503)  # every data endpoint: bad input, database down
+WRITE = (409, 422, 503)  # writes may also name a brand that does not exist
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/time"): Operation("getTime", "Server time", "service", ()),
     ("get", "/health"): Operation("getHealth", "Liveness", "service", ()),
@@ -35,15 +36,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/brands"): Operation("listBrands", "List brands", "brands", (503,)),
     ("get", "/brands/{brand_id}"): Operation("getBrand", "Get a brand", "brands", (404, *DATA)),
     ("get", "/products"): Operation("listProducts", "List products", "products", DATA),
-    ("post", "/products"): Operation("createProduct", "Create a product", "products", DATA),
+    ("post", "/products"): Operation("createProduct", "Create a product", "products", WRITE),
     ("post", "/product"): Operation(
-        "createProductTutorial", "Create a product (tutorial path)", "products", DATA
+        "createProductTutorial", "Create a product (tutorial path)", "products", WRITE
     ),
     ("get", "/products/{product_id}"): Operation(
         "getProduct", "Get a product", "products", (404, *DATA)
     ),
     ("put", "/products/{product_id}"): Operation(
-        "replaceProduct", "Replace a product", "products", (404, *DATA)
+        "replaceProduct", "Replace a product", "products", (404, *WRITE)
     ),
     ("delete", "/products/{product_id}"): Operation(
         "deleteProduct", "Delete a product", "products", (404, *DATA)
@@ -52,8 +53,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 
 PROBLEM_DESCRIPTIONS = {
     404: "Not found (`not-found`).",
-    422: "Invalid request: `invalid-request` with one `errors` entry per bad field, "
-    "or `unknown-brand` when brand_id names no brand.",
+    409: "`unknown-brand`: brand_id names no brand (the `errors` entry says so).",
+    422: "`invalid-request`: one `errors` entry per bad field (location, field, message).",
     503: "The database did not answer (`database-unavailable`); retry after `Retry-After`.",
 }
 SUCCESS_DESCRIPTIONS = {"200": "OK.", "201": "Created.", "204": "Deleted; no body."}

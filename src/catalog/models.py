@@ -8,9 +8,6 @@ import msgspec
 
 MAX_ID = 2**31 - 1  # PostgreSQL INT: larger ids can never exist, so they are client errors
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A positive 32-bit id.")]
-BrandFilter = Annotated[
-    int, msgspec.Meta(ge=1, le=MAX_ID, description="Only this brand's products.")
-]
 Name = Annotated[
     str, msgspec.Meta(min_length=1, max_length=200, description="1 to 200 characters.")
 ]
@@ -49,3 +46,14 @@ class ServerTime(msgspec.Struct, frozen=True):
 
 class Health(msgspec.Struct, frozen=True):
     status: str
+
+
+def decode_product_in(body: bytes) -> ProductIn:
+    """Decode a ProductIn body. JSON Schema counts 7.0 as an integer, so brand_id 7.0 is 7;
+    everything else is as strict as msgspec (no "7" for 7, no unknown fields)."""
+    data = msgspec.json.decode(body)
+    if isinstance(data, dict):
+        brand_id = data.get("brand_id")
+        if isinstance(brand_id, float) and brand_id.is_integer():
+            data["brand_id"] = int(brand_id)
+    return msgspec.convert(data, ProductIn)

@@ -12,12 +12,12 @@ from src.catalog import queries
 from src.catalog.models import (
     MAX_ID,
     Brand,
-    BrandFilter,
     Health,
     Product,
     ProductIn,
     ProductPage,
     ServerTime,
+    decode_product_in,
 )
 from src.db.pool import Conn
 from src.errors import DatabaseUnavailable, NotFound
@@ -26,6 +26,7 @@ _encode = msgspec.json.Encoder().encode
 
 # Bounds on path and query parameters must go through lihil's Param: a msgspec.Meta inside
 # Annotated is dropped for them); ids outside PostgreSQL's INT range are client errors.
+Body = Annotated[ProductIn, Param("body", decoder=decode_product_in)]
 ProductId = Annotated[int, Param(ge=1, le=MAX_ID, description="The product's id.")]
 BrandId = Annotated[int, Param(ge=1, le=MAX_ID, description="The brand's id.")]
 
@@ -59,7 +60,10 @@ async def get_product(product_id: ProductId, pool: asyncpg.Pool) -> Product:
 
 async def list_products(
     pool: asyncpg.Pool,
-    brand_id: Annotated[BrandFilter | None, Param("query")] = None,
+    # Absent is 0, not None: with an Optional type lihil would accept `?brand_id=null`.
+    brand_id: Annotated[
+        int, Param("query", ge=1, le=MAX_ID, description="Only this brand's products.")
+    ] = 0,
     limit: Annotated[int, Param("query", ge=1, le=100, description="Page size (default 20).")] = 20,
     after: Annotated[
         int,
@@ -72,10 +76,10 @@ async def list_products(
     ] = 0,
 ) -> ProductPage:
     """Products by ascending id, one keyset page at a time, optionally of one brand."""
-    return await queries.list_products(pool, brand_id=brand_id, after=after, limit=limit)
+    return await queries.list_products(pool, brand_id=brand_id or None, after=after, limit=limit)
 
 
-async def create_product(product: ProductIn, conn: Conn) -> Annotated[Product, status.CREATED]:
+async def create_product(product: Body, conn: Conn) -> Annotated[Product, status.CREATED]:
     """Create a product; answers 201 with its Location."""
     created = await queries.insert_product(conn, product=product)
     return Response(  # type: ignore[return-value]  # lihil passes Responses through as is
@@ -86,7 +90,7 @@ async def create_product(product: ProductIn, conn: Conn) -> Annotated[Product, s
     )
 
 
-async def replace_product(product_id: ProductId, product: ProductIn, conn: Conn) -> Product:
+async def replace_product(product_id: ProductId, product: Body, conn: Conn) -> Product:
     """Replace a product's name and brand."""
     updated = await queries.update_product(conn, product_id=product_id, product=product)
     if updated is None:

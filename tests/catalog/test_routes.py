@@ -96,6 +96,8 @@ def test_last_full_page_has_no_next(client: TestClient) -> None:
         ({"after": -1}, "after"),
         ({"brand_id": 0}, "brand_id"),
         ({"brand_id": "x"}, "brand_id"),
+        ({"brand_id": "null"}, "brand_id"),
+        ({"brand_id": ""}, "brand_id"),
     ],
 )
 def test_product_pages_reject_bad_parameters(client: TestClient, query: dict, field: str) -> None:
@@ -126,6 +128,8 @@ BAD_BODIES = [
     pytest.param({"json": {"product_name": "n" * 201, "brand_id": 1}}, "product_name", id="long"),
     pytest.param({"json": {"product_name": "x", "brand_id": 1, "x": 1}}, "x", id="unknown"),
     pytest.param({"json": [1, 2]}, "product", id="array"),
+    pytest.param({"json": {"product_name": "x", "brand_id": 1.5}}, "brand_id", id="fraction"),
+    pytest.param({"json": {"product_name": "x", "brand_id": True}}, "brand_id", id="bool"),
 ]
 
 
@@ -137,16 +141,22 @@ def test_create_product_rejects_bad_bodies(client: TestClient, kwargs: dict, fie
     assert client.get("/products/1001").status_code == 404
 
 
+def test_create_product_accepts_an_integral_number_as_brand_id(client: TestClient) -> None:
+    """JSON Schema's integer includes 3.0; it is read as brand 3."""
+    response = client.post("/products", json={"product_name": "x", "brand_id": 3.0})
+    assert response.status_code == 201 and response.json()["brand_id"] == 3
+
+
 def test_create_product_accepts_a_two_hundred_character_name(client: TestClient) -> None:
     """200 characters (not bytes) is the longest name."""
     name = "é" * 200
     assert client.post("/products", json={"product_name": name, "brand_id": 2}).status_code == 201
 
 
-def test_create_product_with_unknown_brand_is_422_naming_the_brand(client: TestClient) -> None:
-    """A foreign-key violation becomes a clear 4xx about brand_id, not a 500."""
+def test_create_product_with_unknown_brand_is_409_naming_the_brand(client: TestClient) -> None:
+    """A foreign-key violation becomes a clear 409 about brand_id, not a 500."""
     response = client.post("/products", json={"product_name": "x", "brand_id": 4242})
-    body = assert_problem(response, 422, "unknown-brand")
+    body = assert_problem(response, 409, "unknown-brand")
     assert body["detail"] == "brand 4242 does not exist"
     assert body["errors"] == [
         {"location": "body", "field": "brand_id", "message": "brand 4242 does not exist"}
@@ -163,7 +173,7 @@ def test_replace_product(client: TestClient) -> None:
     )
     assert_problem(
         client.put("/products/5", json={"product_name": "x", "brand_id": 4242}),
-        422,
+        409,
         "unknown-brand",
     )
     assert_problem(client.put("/products/5", json={"product_name": ""}), 422, "invalid-request")

@@ -130,7 +130,7 @@ def test_client_writes_products(api: Client) -> None:
     unknown = replace_product.sync_detailed(
         pid, client=api, body=ProductIn(product_name="y", brand_id=4242)
     )
-    assert unknown.status_code == 422 and isinstance(unknown.parsed, Problem)
+    assert unknown.status_code == 409 and isinstance(unknown.parsed, Problem)
     assert unknown.parsed.type_ == "unknown-brand"
 
     assert delete_product.sync_detailed(pid, client=api).status_code == 204
