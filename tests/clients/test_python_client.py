@@ -2,6 +2,7 @@
 
 import filecmp
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ from catalog_client.api.service import get_health, get_ready, get_time
 from catalog_client.models import Brand, Problem, Product, ProductIn, ProductPage
 
 from src.config import PROJECT_ROOT
-from tests.conftest import LiveServer
+from src.db.embedded import EmbeddedPostgres
+from tests.conftest import LiveServer, start_live_server
 
 CLIENT = PROJECT_ROOT / "clients" / "python" / "catalog_client"
 
@@ -142,3 +144,31 @@ def test_client_writes_products(api: Client) -> None:
         pid, client=api, body=ProductIn(product_name="z", brand_id=1)
     )
     assert absent.status_code == 404
+
+
+def test_client_reads_503_problems_while_the_database_is_down(tmp_path: Path) -> None:
+    """With PostgreSQL stopped, operations answer typed 503 Problems, then recover."""
+    server = EmbeddedPostgres(tmp_path / "data", fast=True)
+    process, port = start_live_server(server.start(), DB_CONNECT_TIMEOUT="2")
+    try:
+        with Client(base_url=f"http://127.0.0.1:{port}") as api:
+            assert isinstance(get_brand.sync(1, client=api), Brand)
+            server.stop()
+            for response in (
+                list_brands.sync_detailed(client=api),
+                get_product.sync_detailed(1, client=api),
+                list_products.sync_detailed(client=api),
+                create_product.sync_detailed(
+                    client=api, body=ProductIn(product_name="x", brand_id=1)
+                ),
+                get_ready.sync_detailed(client=api),
+            ):
+                assert response.status_code == 503
+                assert isinstance(response.parsed, Problem)
+                assert response.parsed.type_ == "database-unavailable"
+                assert response.headers["retry-after"] == "1"
+            server.start()
+            assert isinstance(get_brand.sync(1, client=api), Brand)
+    finally:
+        process.stop(signal.SIGTERM)
+        server.destroy()
