@@ -21,7 +21,7 @@ from src.realtime.broker import Broker, MemoryBroker
 from src.realtime.fanout import Registry
 from src.realtime.protocol import Close
 from src.realtime.routes import build_ws_routes
-from src.realtime.sockets import OriginGuard, close_peers_on_signals
+from src.realtime.sockets import WebSocketGate, close_peers_on_signals
 from src.web.routes import build_page_routes
 
 log = logging.getLogger("catalog")
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
             await asyncio.wait_for(pool.close(), timeout=10)
 
     routes = build_routes()
+    ws_routes = build_ws_routes()
 
     def allowed_methods(scope: MutableMapping[str, Any]) -> list[str]:
         for route in routes:
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
 
     app = Lihil(
         *routes,
-        *build_ws_routes(),
+        *ws_routes,
         app_config=AppConfig(
             VERSION=VERSION,
             oas=OASConfig(TITLE="Catalog API"),
@@ -69,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
         lifespan=lifespan,
         middlewares=[
             lambda nxt: errors.ProblemMiddleware(nxt, allowed_methods),
-            lambda nxt: OriginGuard(nxt, settings.allowed_origins),
+            lambda nxt: WebSocketGate(nxt, settings.allowed_origins, ws_routes),
         ],
     )
     app.graph.register_singleton(settings, Settings)

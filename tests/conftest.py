@@ -8,10 +8,13 @@ so no test sees another's writes.
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -37,7 +40,7 @@ def run(coro):
 
 
 @pytest.fixture(scope="session")
-def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def admin_dsn() -> Iterator[str]:
     """A DSN of a PostgreSQL server the suite may create databases on.
 
     Each test session initialises its own throwaway cluster (about a second), so two
@@ -46,12 +49,14 @@ def admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url := os.environ.get("TEST_DATABASE_URL"):
         yield url
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", fast=True)
-    dsn = server.start()
+    # Not pytest's tmp_path: pytest prunes old base folders, a concurrent session's included.
+    folder = Path(tempfile.mkdtemp(prefix="catalog-test-pg-"))
+    server = EmbeddedPostgres(folder / "data", fast=True)
     try:
-        yield dsn
+        yield server.start()
     finally:
         server.destroy()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,12 @@ import msgspec
 from src.realtime.protocol import Close, Count, Message, Welcome
 
 REF = "#/components/schemas/{name}"
-CLOSE_MEANINGS = {
+CLOSE_MEANINGS: dict[int, str] = {
     Close.NORMAL: "normal close",
     Close.GOING_AWAY: "server shutting down",
+    1002: "protocol error (sent by the WebSocket layer, uvicorn)",
     Close.UNSUPPORTED: "a binary frame where only text is accepted",
+    1007: "a text frame that is not valid UTF-8 (sent by the WebSocket layer, uvicorn)",
     Close.POLICY: "too slow to read: the send queue overflowed",
     Close.TOO_BIG: "message larger than WS_MAX_MESSAGE_BYTES",
     Close.BAD_PARAMETER: "bad path or query parameter (the reason says which and why)",

@@ -15,6 +15,7 @@ from lihil import Ignore, use
 from lihil.vendors import WebSocket
 
 from src.config import Settings
+from src.errors import PROBLEM_JSON, Problem, problem_response
 from src.realtime.fanout import Peer, Registry
 from src.realtime.protocol import Close
 
@@ -34,36 +35,100 @@ def origin_allowed(origin: str, host: str | None, allowed: tuple[str, ...]) -> b
     """Same host as the request, localhost/127.0.0.1 on any port, or listed in ALLOWED_ORIGINS."""
     if origin.rstrip("/") in allowed:
         return True
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(origin)
+        hostname = parts.hostname
+    except ValueError:  # e.g. "http://[::1": not a URL at all
         return False
-    if parts.hostname in LOCAL_HOSTS or f"[{parts.hostname}]" in LOCAL_HOSTS:
+    if parts.scheme not in ("http", "https") or not hostname:
+        return False
+    if hostname in LOCAL_HOSTS or f"[{hostname}]" in LOCAL_HOSTS:
         return True
     return host is not None and parts.netloc.lower() == host.lower()
 
 
-class OriginGuard:
-    """ASGI middleware: a WebSocket handshake from a foreign Origin is accepted, then closed
-    with 4403 (a browser can read that; a refused handshake reaches it only as 1006).
-    Handshakes without Origin (command-line and server clients) pass."""
+Scope = MutableMapping[str, Any]
 
-    def __init__(self, app: Any, allowed: tuple[str, ...]) -> None:
+
+class WebSocketGate:
+    """ASGI middleware for everything that must not reach a WebSocket handler:
+
+    - a handshake to a path no WebSocket route serves is refused with HTTP 404 (a problem
+      body). LIHIL TRAP: lihil would hand it to an HTTP route with that path, which fails
+      with a KeyError on the missing method: HTTP 500.
+    - a handshake from a foreign Origin is accepted, then closed with 4403 (a browser can
+      read that; a refused handshake reaches it only as 1006). Handshakes without Origin
+      (command-line and server clients) pass.
+    - a plain HTTP request to a WebSocket path answers 426 Upgrade Required (starlette's
+      WebSocket would fail an assertion on it: HTTP 500).
+    """
+
+    def __init__(self, app: Any, allowed: tuple[str, ...], routes: list[Any]) -> None:
         self.app = app
         self.allowed = allowed
+        self.routes = routes
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket":
-            headers = dict(scope.get("headers", ()))
-            origin, host = headers.get(b"origin"), headers.get(b"host")
-            if origin is not None and not origin_allowed(
-                origin.decode("latin-1"), host.decode("latin-1") if host else None, self.allowed
-            ):
-                await receive()  # websocket.connect
-                await send({"type": "websocket.accept"})
-                reason = f"origin {origin.decode('latin-1')[:80]} is not allowed"
-                await send({"type": "websocket.close", "code": Close.FORBIDDEN, "reason": reason})
-                return
-        await self.app(scope, receive, send)
+    def _serves(self, scope: Scope) -> bool:
+        return any(route.match(scope) for route in self.routes)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self._serves(scope):
+            detail = f"{scope['path']} is a WebSocket endpoint: connect with a WebSocket client"
+            problem = Problem("upgrade-required", "Upgrade required", 426, detail, scope["path"])
+            response = problem_response(problem, {"Upgrade": "websocket"})
+            await response(scope, receive, send)
+            return
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        await receive()  # websocket.connect
+        if not self._serves(scope):
+            await self._refuse(scope, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        origin, host = headers.get(b"origin"), headers.get(b"host")
+        if origin is not None and not origin_allowed(
+            origin.decode("latin-1"), host.decode("latin-1") if host else None, self.allowed
+        ):
+            await send({"type": "websocket.accept"})
+            reason = f"origin {origin.decode('latin-1')[:80]} is not allowed"
+            await send({"type": "websocket.close", "code": Close.FORBIDDEN, "reason": reason})
+            return
+        await self.app(scope, _replay_connect(receive), send)
+
+    async def _refuse(self, scope: Scope, send: Any) -> None:
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": Close.POLICY})  # HTTP 403
+            return
+        path = scope["path"]
+        body = problem_response(
+            Problem("not-found", "Resource not found", 404, f"no WebSocket at {path}", path)
+        ).body
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 404,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+
+
+def _replay_connect(receive: Any) -> Any:
+    """A receive that first hands back the websocket.connect the gate already consumed."""
+    replayed = False
+
+    async def wrapped() -> Any:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "websocket.connect"}
+        return await receive()
+
+    return wrapped
 
 
 async def open_peer(

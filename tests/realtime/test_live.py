@@ -329,3 +329,23 @@ async def test_graceful_stop_sends_1001_to_everyone(database_url: str) -> None:
     assert closes == [(1001, "server shutting down")] * 4
     # uvicorn re-raises the signal it stopped on, so the process ends "killed by SIGTERM".
     assert await asyncio.to_thread(process.stop, signal.SIGTERM) in (0, -signal.SIGTERM)
+
+
+@pytest.mark.parametrize("path", ["/health", "/products/1", "/nowhere", "/counter/"])
+async def test_handshake_to_a_path_without_websocket_is_refused_404(
+    live_server: LiveServer, path: str
+) -> None:
+    """No WebSocket route there (HTTP routes included): HTTP 404 with a problem body."""
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(f"{live_server.ws}{path}")
+    response = refused.value.response
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert json.loads(response.body)["type"] == "not-found"
+
+
+async def test_malformed_origin_closes_4403(live_server: LiveServer) -> None:
+    """An Origin that is not even a URL is refused like a foreign one."""
+    async with websockets.connect(f"{live_server.ws}/ws/echo", origin="http://[::1") as ws:
+        code, _ = await close_of(ws)
+        assert code == 4403

@@ -65,3 +65,12 @@ def test_foreign_origin_closes_4403(client: TestClient) -> None:
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_text()
         assert closed.value.code == 4403
+
+
+def test_plain_http_to_a_websocket_path_is_426(client: TestClient) -> None:
+    """GET /ws/echo without an upgrade answers 426 Upgrade Required, as a problem."""
+    response = client.get("/ws/echo")
+    assert response.status_code == 426
+    assert response.headers["upgrade"] == "websocket"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "upgrade-required"
