@@ -14,11 +14,15 @@ Name = Annotated[
 
 
 class Brand(msgspec.Struct, frozen=True):
+    """A brand of the catalog."""
+
     brand_id: int
     brand_name: str
 
 
 class Product(msgspec.Struct, frozen=True):
+    """A product: its id, its name and the id of its brand."""
+
     product_id: int
     product_name: str
     brand_id: int
@@ -39,13 +43,17 @@ class ProductPage(msgspec.Struct, frozen=True):
 
 
 class ServerTime(msgspec.Struct, frozen=True):
-    month: int
-    day: int
-    time: str
+    """The server's local date and time of day."""
+
+    month: Annotated[int, msgspec.Meta(ge=1, le=12)]
+    day: Annotated[int, msgspec.Meta(ge=1, le=31)]
+    time: Annotated[str, msgspec.Meta(description="HH:MM:SS.ffffff", examples=["13:05:09.123456"])]
 
 
 class Health(msgspec.Struct, frozen=True):
-    status: str
+    """`ok` from /health, `ready` from /ready."""
+
+    status: Annotated[str, msgspec.Meta(examples=["ok"])]
 
 
 def decode_product_in(body: bytes) -> ProductIn:

@@ -11,7 +11,8 @@ T = TypeVar("T", bound="Brand")
 
 @_attrs_define
 class Brand:
-    """
+    """A brand of the catalog.
+
     Attributes:
         brand_id (int):
         brand_name (str):

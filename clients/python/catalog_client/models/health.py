@@ -11,7 +11,8 @@ T = TypeVar("T", bound="Health")
 
 @_attrs_define
 class Health:
-    """
+    """`ok` from /health, `ready` from /ready.
+
     Attributes:
         status (str):
     """

@@ -11,7 +11,8 @@ T = TypeVar("T", bound="Product")
 
 @_attrs_define
 class Product:
-    """
+    """A product: its id, its name and the id of its brand.
+
     Attributes:
         product_id (int):
         product_name (str):

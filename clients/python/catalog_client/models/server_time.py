@@ -11,11 +11,12 @@ T = TypeVar("T", bound="ServerTime")
 
 @_attrs_define
 class ServerTime:
-    """
+    """The server's local date and time of day.
+
     Attributes:
         month (int):
         day (int):
-        time (str):
+        time (str): HH:MM:SS.ffffff
     """
 
     month: int
