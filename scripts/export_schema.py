@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from src.app import VERSION, create_app
 from src.config import PROJECT_ROOT, load_settings
-from src.main import VERSION, create_app
 from src.openapi import openapi_document
 from src.realtime.asyncapi import build_asyncapi
 

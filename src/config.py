@@ -7,7 +7,7 @@ stops start-up with a message naming the variable.
 LIHIL TRAP (config ignores os.environ): lihil's own `lhl_read_config` reads .toml/.env
 files and argv only, never the environment, and `Lihil()` without `app_config` parses
 `sys.argv` (uvicorn's!). So we read settings here and always hand lihil an explicit
-`AppConfig` built from them (see `src.main.create_app`).
+`AppConfig` built from them (see `src.app.create_app`).
 """
 
 from __future__ import annotations

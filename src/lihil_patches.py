@@ -1,6 +1,6 @@
 """Fixes for lihil 0.2.41 bugs that cannot be worked around from the outside.
 
-Imported once by `src.main`; each patch names the trap it works around.
+Imported once by `src.app`; each patch names the trap it works around.
 """
 
 from typing import Any, Literal, get_args, get_origin

@@ -10,32 +10,26 @@ import asyncio
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import asyncpg
 import pytest
 from lihil.vendors import TestClient
 
-from src.config import Settings, load_settings
+from src.app import create_app
+from src.config import Settings
 from src.db.embedded import EmbeddedPostgres
 from src.db.setup import prepare_database
-from src.main import create_app
-from tests.helpers import Process
+from tests.helpers import LiveServer, make_settings, start_live_server, with_database
 
 TEMPLATE = "catalog_template"
 
 
-def with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def run(coro):
+def run(coro: Coroutine[Any, Any, None]) -> None:
     return asyncio.run(coro)
 
 
@@ -99,11 +93,6 @@ def database_url(admin_dsn: str, template_dsn: str) -> Iterator[str]:
         run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-def make_settings(**overrides: object) -> Settings:
-    """Settings for tests: never the developer's environment or .env file."""
-    return load_settings(environ={}, env_file=None, **overrides)
-
-
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return make_settings(DATABASE_URL=database_url, DB_POOL_MAX=4)
@@ -114,34 +103,6 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The app on its own database, lifespan run (LIHIL TRAP: the lifespan must run)."""
     with TestClient(create_app(settings)) as c:
         yield c
-
-
-class LiveServer:
-    """A real `uvicorn src.main:app` on 127.0.0.1, port 0, in a child process."""
-
-    def __init__(self, process: Process, port: int) -> None:
-        self.process = process
-        self.port = port
-        self.http = f"http://127.0.0.1:{port}"
-        self.ws = f"ws://127.0.0.1:{port}"
-
-
-def start_live_server(
-    database_url: str, extra_args: list[str] | None = None, port: int = 0, **env: str
-) -> tuple[Process, int]:
-    """`uvicorn src.main:app` as users run it; returns once the port is bound."""
-    args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", str(port)]
-    process = Process(
-        [sys.executable, *args, *(extra_args or [])],
-        {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50", **env},
-    )
-    try:
-        line = process.wait_for("Uvicorn running on")  # printed once the socket is bound
-    except AssertionError:
-        process.stop(signal.SIGKILL)  # it failed to start: never leave it behind
-        raise
-    port = int(line.rsplit(":", 1)[1].split()[0])
-    return process, port
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Helpers for tests that start real processes: wait on their output, never sleep."""
+"""Helpers shared by test modules: real processes awaited on their output (never a sleep),
+live servers, test settings and database names."""
 
 import os
 import queue
@@ -9,8 +10,9 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
-from src.config import PROJECT_ROOT
+from src.config import PROJECT_ROOT, Settings, load_settings
 
 
 class Process:
@@ -74,3 +76,41 @@ def running(args: list[str], env: Mapping[str, str]) -> Iterator[Process]:
         if process.proc.poll() is None:
             process.proc.kill()
             process.proc.wait(timeout=10)
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings for tests: never the developer's environment or .env file."""
+    return load_settings(environ={}, env_file=None, **overrides)
+
+
+class LiveServer:
+    """A real `uvicorn src.main:app` on 127.0.0.1, port 0, in a child process."""
+
+    def __init__(self, process: Process, port: int) -> None:
+        self.process = process
+        self.port = port
+        self.http = f"http://127.0.0.1:{port}"
+        self.ws = f"ws://127.0.0.1:{port}"
+
+
+def start_live_server(
+    database_url: str, extra_args: list[str] | None = None, port: int = 0, **env: str
+) -> tuple[Process, int]:
+    """`uvicorn src.main:app` as users run it; returns once the port is bound."""
+    args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    process = Process(
+        [sys.executable, *args, *(extra_args or [])],
+        {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50", **env},
+    )
+    try:
+        line = process.wait_for("Uvicorn running on")  # printed once the socket is bound
+    except AssertionError:
+        process.stop(signal.SIGKILL)  # it failed to start: never leave it behind
+        raise
+    port = int(line.rsplit(":", 1)[1].split()[0])
+    return process, port

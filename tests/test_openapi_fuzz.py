@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
 
 def test_schemathesis_finds_no_failure(live_server: LiveServer, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from catalog_client.models import Brand, Problem, Product, ProductIn, ProductPag
 
 from src.config import PROJECT_ROOT
 from src.db.embedded import EmbeddedPostgres
-from tests.conftest import LiveServer, start_live_server
+from tests.helpers import LiveServer, start_live_server
 
 CLIENT = PROJECT_ROOT / "clients" / "python" / "catalog_client"
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from lihil.vendors import TestClient
 
+from src.app import create_app
 from src.db.embedded import EmbeddedPostgres
-from src.main import create_app
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import asyncio
 import asyncpg
 
 from src.db.setup import demo_rows, prepare_database
-from tests.conftest import with_database
+from tests.helpers import with_database
 
 
 async def counts(conn: asyncpg.Connection) -> dict[str, int]:

@@ -27,7 +27,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
 # A fixed seed keeps `make test` reproducible; FUZZ_SEED=random explores new cases.
 _SEED = os.environ.get("FUZZ_SEED", "20261125")

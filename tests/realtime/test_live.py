@@ -11,7 +11,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from tests.conftest import LiveServer, start_live_server
+from tests.helpers import LiveServer, start_live_server
 
 TIMEOUT = 10
 

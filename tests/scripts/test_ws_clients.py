@@ -7,8 +7,7 @@ import sys
 
 from src.config import PROJECT_ROOT
 from src.db.embedded import free_port
-from tests.conftest import LiveServer, start_live_server
-from tests.helpers import running
+from tests.helpers import LiveServer, running, start_live_server
 
 TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d "
 

@@ -1,0 +1,87 @@
+"""The app factory. Importing it builds nothing; `src.main` builds the app uvicorn serves."""
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, MutableMapping
+from functools import partial
+from typing import Any
+
+import asyncpg
+from lihil import Lihil
+from lihil.config import AppConfig, OASConfig
+
+from src import errors, lihil_patches  # noqa: F401  (applies the patches)
+from src.catalog.routes import build_routes
+from src.config import Settings, load_settings
+from src.db.pool import open_pool, pool_not_ready
+from src.db.setup import prepare_database
+from src.openapi import openapi_document
+from src.realtime.asyncapi import build_asyncapi
+from src.realtime.broker import Broker, MemoryBroker
+from src.realtime.fanout import Registry
+from src.realtime.protocol import Close
+from src.realtime.routes import build_ws_routes
+from src.realtime.sockets import WebSocketGate, close_peers_on_signals
+from src.web.routes import build_page_routes
+
+log = logging.getLogger("catalog")
+VERSION = "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> Lihil:
+    settings = settings or load_settings()
+    broker: Broker = MemoryBroker()
+    registry = Registry(broker, window_ms=settings.COUNTER_WINDOW_MS)
+
+    async def lifespan(app: Lihil) -> AsyncGenerator[None, None]:
+        """Owns every long-lived resource; closes them in reverse order."""
+        pool = await open_pool(settings)
+        try:
+            async with pool.acquire() as conn:
+                if await prepare_database(conn, seed=settings.SEED_DEMO_DATA):  # type: ignore[arg-type]
+                    log.info("loaded the demo catalog")
+            app.graph.register_singleton(pool, asyncpg.Pool)
+            await broker.start()
+            try:
+                close_peers_on_signals(registry)
+                yield
+            finally:
+                registry.close_all(Close.GOING_AWAY, "server shutting down")
+                await broker.stop()
+        finally:
+            await asyncio.wait_for(pool.close(), timeout=10)
+
+    routes = build_routes()
+    ws_routes = build_ws_routes()
+
+    def allowed_methods(scope: MutableMapping[str, Any]) -> list[str]:
+        for route in routes:
+            if route.match(scope):
+                return list(route.endpoints)
+        return []
+
+    app = Lihil(
+        *routes,
+        *ws_routes,
+        app_config=AppConfig(
+            VERSION=VERSION,
+            oas=OASConfig(TITLE="Catalog API"),
+        ),
+        lifespan=lifespan,
+        middlewares=[
+            lambda nxt: errors.ProblemMiddleware(nxt, allowed_methods),
+            lambda nxt: WebSocketGate(nxt, settings.allowed_origins, ws_routes),
+        ],
+    )
+    app.graph.register_singleton(settings, Settings)
+    app.graph.register_singleton(broker, Broker)
+    app.graph.register_singleton(registry, Registry)
+    app.graph.node(pool_not_ready)
+    asyncapi = partial(
+        build_asyncapi,
+        VERSION,
+        max_session_users=settings.MAX_SESSION_USERS,
+        default_session_users=settings.DEFAULT_SESSION_USERS,
+    )
+    app.include(*build_page_routes(partial(openapi_document, app), asyncapi))
+    return app
