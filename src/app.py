@@ -2,26 +2,26 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, MutableMapping
+from collections.abc import AsyncGenerator
 from functools import partial
-from typing import Any
 
 import asyncpg
 from lihil import Lihil
 from lihil.config import AppConfig, OASConfig
 
-from src import errors, lihil_patches  # noqa: F401  (applies the patches)
+from src import errors, lihil_patches  # noqa: F401  (registers the problem solver; patches)
 from src.catalog.routes import build_routes
 from src.config import Settings, load_settings
 from src.db.pool import open_pool, pool_not_ready
 from src.db.setup import prepare_database
+from src.edge import RouteTable, edge_middlewares, quiet_denied_handshakes
 from src.openapi import openapi_document
 from src.realtime.asyncapi import build_asyncapi
 from src.realtime.broker import Broker, MemoryBroker
 from src.realtime.fanout import Registry
 from src.realtime.protocol import Close
 from src.realtime.routes import build_ws_routes
-from src.realtime.sockets import WebSocketGate, close_peers_on_signals
+from src.realtime.shutdown import close_peers_on_signals
 from src.web.routes import build_page_routes
 
 log = logging.getLogger("catalog")
@@ -31,7 +31,12 @@ VERSION = "0.1.0"
 def create_app(settings: Settings | None = None) -> Lihil:
     settings = settings or load_settings()
     broker: Broker = MemoryBroker()
-    registry = Registry(broker, window_ms=settings.COUNTER_WINDOW_MS)
+    registry = Registry(
+        broker,
+        window_ms=settings.COUNTER_WINDOW_MS,
+        queue_limit=settings.WS_SEND_QUEUE,
+        max_message_bytes=settings.WS_MAX_MESSAGE_BYTES,
+    )
 
     async def lifespan(app: Lihil) -> AsyncGenerator[None, None]:
         """Owns every long-lived resource; closes them in reverse order."""
@@ -51,14 +56,9 @@ def create_app(settings: Settings | None = None) -> Lihil:
         finally:
             await asyncio.wait_for(pool.close(), timeout=10)
 
+    quiet_denied_handshakes()
     routes = build_routes()
     ws_routes = build_ws_routes()
-
-    def allowed_methods(scope: MutableMapping[str, Any]) -> list[str]:
-        for route in routes:
-            if route.match(scope):
-                return list(route.endpoints)
-        return []
 
     app = Lihil(
         *routes,
@@ -68,10 +68,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
             oas=OASConfig(TITLE="Catalog API"),
         ),
         lifespan=lifespan,
-        middlewares=[
-            lambda nxt: errors.ProblemMiddleware(nxt, allowed_methods),
-            lambda nxt: WebSocketGate(nxt, settings.allowed_origins, ws_routes),
-        ],
+        middlewares=edge_middlewares(RouteTable(routes, ws_routes), settings.allowed_origins),
     )
     app.graph.register_singleton(settings, Settings)
     app.graph.register_singleton(broker, Broker)

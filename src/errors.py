@@ -4,22 +4,23 @@
     ├── AppError                 domain errors, raised by queries and routes
     │   ├── NotFound             404  a product or brand that does not exist
     │   ├── UnknownBrand         409  a write names a brand_id that does not exist
-    │   └── DatabaseUnavailable  503  the database does not answer (see DB_OUTAGE_ERRORS)
-    ├── lihil HTTPException      lihil's own; InvalidRequestErrors (422) carries the bad fields
+    │   ├── InvalidRequest       422  bad input (lihil's InvalidRequestErrors, translated)
+    │   └── DatabaseUnavailable  503  raised at the database boundary (`src.db.pool`) from
+    │                                 connection errors only
+    ├── lihil HTTPException      lihil's own
     └── anything else            500  logged with its traceback, never shown to the client
 
 Every HTTP error leaves as RFC 9457 `application/problem+json`: `type`, `title`,
 `status`, `detail`, `instance`, plus `errors` (location, field, message per bad field)
-for validation failures. WebSocket close codes live in `src.realtime.protocol`.
+for validation failures. `to_problem` is the one mapping; `src.edge` puts problems on the
+wire for errors no endpoint saw. WebSocket close codes live in `src.realtime.protocol`.
+Each AppError's docstring describes it in the OpenAPI document.
 """
 
-import asyncio
 import logging
 import re
-from collections.abc import Callable, Iterable, MutableMapping
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
-import asyncpg
 import msgspec
 from lihil import HTTPException, Request, Response
 from lihil.problems import InvalidRequestErrors, problem_solver
@@ -64,12 +65,16 @@ class AppError(Exception):
 
 
 class NotFound(AppError):
+    """Not found (`not-found`)."""
+
     status = 404
     type = "not-found"
     title = "Resource not found"
 
 
 class UnknownBrand(AppError):
+    """`unknown-brand`: brand_id names no brand (the `errors` entry says so)."""
+
     # 409, not 422: the request is well formed; it conflicts with the catalog's state.
     status = 409
     type = "unknown-brand"
@@ -83,21 +88,29 @@ class UnknownBrand(AppError):
         return [FieldError("body", "brand_id", self.detail)]
 
 
+class InvalidRequest(AppError):
+    """`invalid-request`: one `errors` entry per bad field (location, field, message)."""
+
+    status = 422
+    type = "invalid-request"
+    title = "The request is invalid"
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.location} {e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+    def field_errors(self) -> list[FieldError]:
+        return self.errors
+
+
 class DatabaseUnavailable(AppError):
+    """The database did not answer (`database-unavailable`); retry after `Retry-After`."""
+
     status = 503
     type = "database-unavailable"
     title = "Database unavailable"
     headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
 
-
-# What an unreachable, restarting or stopped PostgreSQL raises through asyncpg.
-DB_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # refused / reset / unreachable; includes TimeoutError
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,  # "connection is closed" after the server went away
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
-)
 
 # msgspec names the field inside a body either as " - at `$.field`" at the end of its
 # message or as "... field `name`" (missing or unknown fields).
@@ -120,9 +133,8 @@ def _validation_errors(exc: InvalidRequestErrors) -> list[FieldError]:
 
 def to_problem(exc: BaseException, instance: str) -> tuple[Problem, dict[str, str] | None]:
     """Map any exception to the problem we answer with (and extra headers)."""
-    if isinstance(exc, DB_OUTAGE_ERRORS) and not isinstance(exc, AppError):
-        log.warning("database unavailable: %r", exc)
-        exc = DatabaseUnavailable("the database did not answer; try again shortly")
+    if isinstance(exc, InvalidRequestErrors):
+        exc = InvalidRequest(_validation_errors(exc))
     if isinstance(exc, AppError):
         problem = Problem(
             type=exc.type,
@@ -133,17 +145,6 @@ def to_problem(exc: BaseException, instance: str) -> tuple[Problem, dict[str, st
             errors=exc.field_errors(),
         )
         return problem, exc.headers
-    if isinstance(exc, InvalidRequestErrors):
-        errors = _validation_errors(exc)
-        detail = "; ".join(f"{e.location} {e.field}: {e.message}" for e in errors)
-        return Problem(
-            type="invalid-request",
-            title="The request is invalid",
-            status=422,
-            detail=detail,
-            instance=instance,
-            errors=errors,
-        ), exc.headers
     if isinstance(exc, HTTPException):
         pd = exc.__problem_detail__(instance)
         return Problem(
@@ -179,58 +180,3 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
 def _solve(req: Request, exc: HTTPException | Exception) -> Response:  # type: ignore[type-arg]
     problem, headers = to_problem(exc, req.url.path)
     return problem_response(problem, headers)
-
-
-class ProblemMiddleware:
-    """Plain ASGI middleware: lihil's own text/plain 404, 405 and 500 become problems.
-
-    Unknown routes and wrong methods never reach an endpoint, so the solver above never
-    sees them; exceptions raised outside an endpoint (a dependency's clean-up, say) too.
-    """
-
-    def __init__(
-        self, app: Any, allowed_methods: Callable[[MutableMapping[str, Any]], Iterable[str]]
-    ):
-        self.app = app
-        self.allowed_methods = allowed_methods
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = replaced = False
-
-        async def _send(message: dict[str, Any]) -> None:
-            nonlocal started, replaced
-            if message["type"] == "http.response.start":
-                started = True
-                ctype = dict(message.get("headers", ())).get(b"content-type", b"")
-                if message["status"] in (404, 405) and ctype.startswith(b"text/plain"):
-                    replaced = True
-                    problem, headers = self._routing_problem(scope, message["status"])
-                    return await problem_response(problem, headers)(scope, receive, send)
-            elif replaced:
-                return  # lihil's plain-text body: the problem went out instead
-            await send(message)
-
-        try:
-            await self.app(scope, receive, _send)
-        except Exception as exc:
-            if started:
-                raise
-            problem, headers = to_problem(exc, scope["path"])
-            await problem_response(problem, headers)(scope, receive, send)
-
-    def _routing_problem(
-        self, scope: MutableMapping[str, Any], status: int
-    ) -> tuple[Problem, dict[str, str] | None]:
-        path = scope["path"]
-        if status == 404:
-            return Problem(
-                "not-found", "Resource not found", 404, f"no route matches {path}", path
-            ), None
-        allow = ", ".join(sorted(self.allowed_methods(scope)))
-        detail = f"{scope['method']} is not allowed on {path}; allowed: {allow}"
-        return Problem("method-not-allowed", "Method not allowed", 405, detail, path), {
-            "Allow": allow
-        }

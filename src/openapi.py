@@ -1,62 +1,61 @@
 """The published OpenAPI document: lihil's generated schema, finished by hand in one place.
 
-lihil builds paths, parameters (with their bounds) and body schemas from the route
+lihil builds paths, parameters (with their bounds), tags and body schemas from the route
 signatures and our Structs. It does not let us set operation ids, and what it says about
 errors is wrong for this service (LIHIL TRAP: `type_` problem schemas, a bogus "200" next to
-201/204, a 422 `InvalidRequestErrors` on every route). `finish_openapi` rewrites exactly
-those parts from the table below, so the document says what goes over the wire.
+201/204, a 422 `InvalidRequestErrors` on every route). Each handler declares what lihil
+cannot say with `@operation(...)`, beside it; `finish_openapi` rewrites exactly those parts
+from the declarations, so the document says what goes over the wire.
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from lihil import Lihil
 
-from src.errors import Problem
+from src.errors import AppError, Problem
 
 REF = "#/components/schemas/{name}"
 PROBLEM_REF = {"$ref": REF.format(name="Problem")}
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
 class Operation:
+    """What lihil cannot say about an endpoint: its id, summary and the problems it answers."""
+
     operation_id: str
     summary: str
-    tag: str
-    problems: tuple[int, ...]
+    problems: tuple[type[AppError], ...]
 
 
-DATA = (422, 503)  # every data endpoint: bad input, database down
-WRITE = (409, 422, 503)  # writes may also name a brand that does not exist
-OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("get", "/time"): Operation("getTime", "Server time", "service", ()),
-    ("get", "/health"): Operation("getHealth", "Liveness", "service", ()),
-    ("get", "/ready"): Operation("getReady", "Readiness", "service", (503,)),
-    ("get", "/brands"): Operation("listBrands", "List brands", "brands", (503,)),
-    ("get", "/brands/{brand_id}"): Operation("getBrand", "Get a brand", "brands", (404, *DATA)),
-    ("get", "/products"): Operation("listProducts", "List products", "products", DATA),
-    ("post", "/products"): Operation("createProduct", "Create a product", "products", WRITE),
-    ("post", "/product"): Operation(
-        "createProductTutorial", "Create a product (tutorial path)", "products", WRITE
-    ),
-    ("get", "/products/{product_id}"): Operation(
-        "getProduct", "Get a product", "products", (404, *DATA)
-    ),
-    ("put", "/products/{product_id}"): Operation(
-        "replaceProduct", "Replace a product", "products", (404, *WRITE)
-    ),
-    ("delete", "/products/{product_id}"): Operation(
-        "deleteProduct", "Delete a product", "products", (404, *DATA)
-    ),
-}
+def operation(operation_id: str, summary: str, *problems: type[AppError]) -> Callable[[F], F]:
+    """Declares a handler's operation, beside the handler:
 
-PROBLEM_DESCRIPTIONS = {
-    404: "Not found (`not-found`).",
-    409: "`unknown-brand`: brand_id names no brand (the `errors` entry says so).",
-    422: "`invalid-request`: one `errors` entry per bad field (location, field, message).",
-    503: "The database did not answer (`database-unavailable`); retry after `Retry-After`.",
-}
+    @operation("getBrand", "Get a brand", NotFound, InvalidRequest, DatabaseUnavailable)
+    async def get_brand(...): ...
+    """
+
+    def declare(handler: F) -> F:
+        handler.__operation__ = Operation(operation_id, summary, problems)  # type: ignore[attr-defined]
+        return handler
+
+    return declare
+
+
+def declared_operations(routes: Iterable[Any]) -> dict[tuple[str, str], Operation]:
+    """(method, path) -> Operation for every endpoint of `routes` that declares one."""
+    found = {}
+    for route in routes:
+        for method, endpoint in getattr(route, "endpoints", {}).items():
+            spec = getattr(endpoint.unwrapped_func, "__operation__", None)
+            if spec is not None:
+                found[(method.lower(), route.path)] = spec
+    return found
+
+
 SUCCESS_DESCRIPTIONS = {"200": "OK.", "201": "Created.", "204": "Deleted; no body."}
 
 TAGS = [
@@ -72,8 +71,7 @@ def problem_schemas() -> dict[str, Any]:
     return components
 
 
-def _finish_operation(method: str, path: str, op: dict[str, Any]) -> dict[str, Any]:
-    spec = OPERATIONS[(method, path)]
+def _finish_operation(spec: Operation, op: dict[str, Any]) -> dict[str, Any]:
     description = op.get("description") or ""
     # lihil lists a bogus "200" beside 201 and 204: the highest 2xx is the real one.
     code = max(c for c in op["responses"] if c.startswith("2"))
@@ -88,14 +86,14 @@ def _finish_operation(method: str, path: str, op: dict[str, Any]) -> dict[str, A
                 }
             }
     problems = {
-        str(code): {
-            "description": PROBLEM_DESCRIPTIONS[code],
+        str(error.status): {
+            "description": " ".join((error.__doc__ or error.title).split()),
             "content": {"application/problem+json": {"schema": PROBLEM_REF}},
         }
-        for code in spec.problems
+        for error in sorted(spec.problems, key=lambda e: e.status)
     }
     finished: dict[str, Any] = {
-        "tags": [spec.tag],
+        "tags": op["tags"],
         "summary": spec.summary,
         "description": description,
         "operationId": spec.operation_id,
@@ -120,19 +118,20 @@ def _finish_parameter(param: dict[str, Any]) -> dict[str, Any]:
     return finished
 
 
-def finish_openapi(generated: dict[str, Any]) -> dict[str, Any]:
-    """lihil's document with our operation ids, tags, summaries, problems and bounds."""
+def finish_openapi(
+    generated: dict[str, Any], operations: dict[tuple[str, str], Operation]
+) -> dict[str, Any]:
+    """lihil's document with our operation ids, summaries, problems and bounds."""
     paths: dict[str, Any] = {}
     for path, item in generated["paths"].items():
-        unknown = [method for method in item if (method, path) not in OPERATIONS]
-        if unknown:
-            raise RuntimeError(f"add {unknown} {path} to src.openapi.OPERATIONS")
-        operations = {method: _finish_operation(method, path, op) for method, op in item.items()}
-        if operations:  # lihil leaves empty items for routes kept out of the schema
-            paths[path] = operations
-    missing = set(OPERATIONS) - {(m, p) for p, item in paths.items() for m in item}
-    if missing:
-        raise RuntimeError(f"OPERATIONS names routes the app does not have: {sorted(missing)}")
+        undeclared = [method for method in item if (method, path) not in operations]
+        if undeclared:
+            raise RuntimeError(f"declare {undeclared} {path} with @src.openapi.operation")
+        finished = {
+            method: _finish_operation(operations[(method, path)], op) for method, op in item.items()
+        }
+        if finished:  # lihil leaves empty items for routes kept out of the schema
+            paths[path] = finished
     schemas = {
         name: schema
         for name, schema in generated["components"]["schemas"].items()
@@ -154,4 +153,4 @@ def finish_openapi(generated: dict[str, Any]) -> dict[str, Any]:
 def openapi_document(app: Lihil) -> dict[str, Any]:
     """The finished document for an app (works offline: no server, no database)."""
     generated: dict[str, Any] = msgspec.to_builtins(app.genereate_oas())
-    return finish_openapi(generated)
+    return finish_openapi(generated, declared_operations(app.routes))

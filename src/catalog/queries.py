@@ -1,7 +1,8 @@
 """SQL-first data access: each function's SQL sits beside it and returns Structs.
 
 Functions take an asyncpg connection or pool (anything with fetch/fetchrow/execute).
-Domain failures are raised as `src.errors` exceptions; the edge maps them to HTTP.
+Domain failures are raised as `src.errors` exceptions; the edge maps them to HTTP. Each
+public function is a `database_call`: a lost connection leaves it as DatabaseUnavailable.
 """
 
 from __future__ import annotations
@@ -11,21 +12,25 @@ from typing import Any
 import asyncpg
 
 from src.catalog.models import Brand, Product, ProductIn, ProductPage
+from src.db.pool import database_call
 from src.errors import UnknownBrand
 
 Executor = asyncpg.Connection | asyncpg.Pool  # both have fetch / fetchrow / fetchval
 
 
+@database_call
 async def list_brands(db: Executor) -> list[Brand]:
     rows = await db.fetch("SELECT brand_id, brand_name FROM brand ORDER BY brand_id")
     return [Brand(*r) for r in rows]
 
 
+@database_call
 async def fetch_brand(db: Executor, *, brand_id: int) -> Brand | None:
     row = await db.fetchrow("SELECT brand_id, brand_name FROM brand WHERE brand_id = $1", brand_id)
     return Brand(*row) if row else None
 
 
+@database_call
 async def fetch_product(db: Executor, *, product_id: int) -> Product | None:
     row = await db.fetchrow(
         "SELECT product_id, product_name, brand_id FROM product WHERE product_id = $1",
@@ -34,6 +39,7 @@ async def fetch_product(db: Executor, *, product_id: int) -> Product | None:
     return Product(*row) if row else None
 
 
+@database_call
 async def list_products(
     db: Executor, *, brand_id: int | None, after: int, limit: int
 ) -> ProductPage:
@@ -62,6 +68,7 @@ async def _write_product(db: Executor, sql: str, *args: Any, brand_id: int) -> P
     return Product(*row) if row else None
 
 
+@database_call
 async def insert_product(db: Executor, *, product: ProductIn) -> Product:
     created = await _write_product(
         db,
@@ -77,6 +84,7 @@ async def insert_product(db: Executor, *, product: ProductIn) -> Product:
     return created
 
 
+@database_call
 async def update_product(db: Executor, *, product_id: int, product: ProductIn) -> Product | None:
     return await _write_product(
         db,
@@ -91,6 +99,7 @@ async def update_product(db: Executor, *, product_id: int, product: ProductIn) -
     )
 
 
+@database_call
 async def delete_product(db: Executor, *, product_id: int) -> bool:
     status = await db.execute("DELETE FROM product WHERE product_id = $1", product_id)
     return bool(status == "DELETE 1")

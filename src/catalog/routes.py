@@ -1,4 +1,8 @@
-"""Thin HTTP adapters over `queries`: parse, call, map None to 404."""
+"""Thin HTTP adapters over `queries`: parse, call, map None to 404.
+
+Each handler declares its OpenAPI operation (id, summary, the problems it answers) beside
+it; its tag is given where the routes are built.
+"""
 
 from datetime import datetime
 from typing import Annotated
@@ -19,29 +23,38 @@ from src.catalog.models import (
     ServerTime,
     decode_product_in,
 )
-from src.db.pool import Conn
-from src.errors import DatabaseUnavailable, NotFound
+from src.db.pool import Conn, ping
+from src.errors import DatabaseUnavailable, InvalidRequest, NotFound, UnknownBrand
+from src.openapi import operation
 
 _encode = msgspec.json.Encoder().encode
 
-# Bounds on path and query parameters must go through lihil's Param: a msgspec.Meta inside
-# Annotated is dropped for them); ids outside PostgreSQL's INT range are client errors.
+# LIHIL TRAP (Meta bounds on path and query parameters are ignored): a msgspec.Meta inside
+# Annotated is dropped for them, so bounds go through lihil's Param. Ids outside
+# PostgreSQL's INT range are client errors.
 Body = Annotated[ProductIn, Param("body", decoder=decode_product_in)]
 ProductId = Annotated[int, Param(ge=1, le=MAX_ID, description="The product's id.")]
 BrandId = Annotated[int, Param(ge=1, le=MAX_ID, description="The brand's id.")]
 
+# The problems of every data endpoint (bad input, database down), and of writes.
+DATA = (InvalidRequest, DatabaseUnavailable)
+WRITE = (UnknownBrand, *DATA)
 
+
+@operation("getTime", "Server time")
 async def get_time() -> ServerTime:
     """The server's local month, day and time of day (the tutorial's first endpoint)."""
     now = datetime.now()
     return ServerTime(month=now.month, day=now.day, time=now.strftime("%H:%M:%S.%f"))
 
 
+@operation("listBrands", "List brands", DatabaseUnavailable)
 async def list_brands(pool: asyncpg.Pool) -> list[Brand]:
     """Every brand, by id."""
     return await queries.list_brands(pool)
 
 
+@operation("getBrand", "Get a brand", NotFound, *DATA)
 async def get_brand(brand_id: BrandId, pool: asyncpg.Pool) -> Brand:
     """One brand by id."""
     brand = await queries.fetch_brand(pool, brand_id=brand_id)
@@ -50,6 +63,7 @@ async def get_brand(brand_id: BrandId, pool: asyncpg.Pool) -> Brand:
     return brand
 
 
+@operation("getProduct", "Get a product", NotFound, *DATA)
 async def get_product(product_id: ProductId, pool: asyncpg.Pool) -> Product:
     """One product by id."""
     product = await queries.fetch_product(pool, product_id=product_id)
@@ -58,9 +72,11 @@ async def get_product(product_id: ProductId, pool: asyncpg.Pool) -> Product:
     return product
 
 
+@operation("listProducts", "List products", *DATA)
 async def list_products(
     pool: asyncpg.Pool,
-    # Absent is 0, not None: with an Optional type lihil would accept `?brand_id=null`.
+    # LIHIL TRAP (Optional query parameters accept null): absent is 0, not None; with an
+    # Optional type lihil would accept `?brand_id=null`.
     brand_id: Annotated[
         int, Param("query", ge=1, le=MAX_ID, description="Only this brand's products.")
     ] = 0,
@@ -79,6 +95,7 @@ async def list_products(
     return await queries.list_products(pool, brand_id=brand_id or None, after=after, limit=limit)
 
 
+@operation("createProduct", "Create a product", *WRITE)
 async def create_product(product: Body, conn: Conn) -> Annotated[Product, status.CREATED]:
     """Create a product; answers 201 with its Location."""
     created = await queries.insert_product(conn, product=product)
@@ -90,6 +107,13 @@ async def create_product(product: Body, conn: Conn) -> Annotated[Product, status
     )
 
 
+@operation("createProductTutorial", "Create a product (tutorial path)", *WRITE)
+async def create_product_tutorial(product: Body, conn: Conn) -> Annotated[Product, status.CREATED]:
+    """Create a product; answers 201 with its Location."""
+    return await create_product(product, conn)
+
+
+@operation("replaceProduct", "Replace a product", NotFound, *WRITE)
 async def replace_product(product_id: ProductId, product: Body, conn: Conn) -> Product:
     """Replace a product's name and brand."""
     updated = await queries.update_product(conn, product_id=product_id, product=product)
@@ -98,6 +122,7 @@ async def replace_product(product_id: ProductId, product: Body, conn: Conn) -> P
     return updated
 
 
+@operation("deleteProduct", "Delete a product", NotFound, *DATA)
 async def delete_product(product_id: ProductId, conn: Conn) -> Annotated[Empty, status.NO_CONTENT]:
     """Delete a product and its SKUs."""
     if not await queries.delete_product(conn, product_id=product_id):
@@ -105,22 +130,21 @@ async def delete_product(product_id: ProductId, conn: Conn) -> Annotated[Empty, 
     return Response(status_code=204)  # type: ignore[return-value]  # no content-type either
 
 
+@operation("getHealth", "Liveness")
 async def health() -> Health:
     """Liveness: 200 while the process runs."""
     return Health(status="ok")
 
 
+@operation("getReady", "Readiness", DatabaseUnavailable)
 async def ready(pool: asyncpg.Pool) -> Health:
     """Readiness: 200 when the database answers, 503 when it does not."""
-    try:
-        await pool.fetchval("SELECT 1", timeout=2)
-    except Exception as exc:
-        raise DatabaseUnavailable(f"the database did not answer: {exc!r}") from exc
+    await ping(pool)  # DatabaseUnavailable (503) when it does not; the log has the details
     return Health(status="ready")
 
 
 def build_routes() -> list[Route]:
-    """Fresh Route objects for one app (lihil binds a Route to the first app set up)."""
+    """Fresh Route objects for one app (LIHIL TRAP: routes bind to the first app set up)."""
     time, brands, products, product_alias = (
         Route("/time"),
         Route("/brands"),
@@ -129,15 +153,16 @@ def build_routes() -> list[Route]:
     )
     brand, product = brands.sub("/{brand_id}"), products.sub("/{product_id}")
     health_route, ready_route = Route("/health"), Route("/ready")
-    time.get(get_time)
-    brands.get(list_brands)
-    brand.get(get_brand)
-    products.get(list_products)
-    products.post(create_product)
-    product_alias.post(create_product)
-    product.get(get_product)
-    product.put(replace_product)
-    product.delete(delete_product)
-    health_route.get(health)
-    ready_route.get(ready)
+    service, brand_tag, product_tag = ["service"], ["brands"], ["products"]
+    time.get(get_time, tags=service)
+    brands.get(list_brands, tags=brand_tag)
+    brand.get(get_brand, tags=brand_tag)
+    products.get(list_products, tags=product_tag)
+    products.post(create_product, tags=product_tag)
+    product_alias.post(create_product_tutorial, tags=product_tag)
+    product.get(get_product, tags=product_tag)
+    product.put(replace_product, tags=product_tag)
+    product.delete(delete_product, tags=product_tag)
+    health_route.get(health, tags=service)
+    ready_route.get(ready, tags=service)
     return [time, brands, brand, products, product, product_alias, health_route, ready_route]

@@ -1,13 +1,70 @@
-"""The asyncpg pool's lifecycle and the DI factories that hand it to routes."""
+"""The database boundary: the asyncpg pool's lifecycle, the DI factories that hand it to
+routes, and the one place asyncpg's connection errors become `DatabaseUnavailable`.
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+Only a lost, refused or unanswered connection is an outage (503). Anything else asyncpg
+raises (an argument it cannot encode, "another operation is in progress", a missing socket
+file) is a bug or a misconfiguration and stays an exception: a 500 with its traceback.
+"""
+
+import functools
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, ParamSpec, TypeVar
 
 import asyncpg
 from lihil import Ignore, use
 
 from src.config import Settings
-from src.errors import DB_OUTAGE_ERRORS
+from src.errors import DatabaseUnavailable
+
+log = logging.getLogger("catalog.db")
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# What asyncpg raises when PostgreSQL is unreachable or the connection to it is lost.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, aborted, broken pipe
+    TimeoutError,  # no answer within DB_CONNECT_TIMEOUT / DB_COMMAND_TIMEOUT
+    socket.gaierror,  # the host name does not resolve (now)
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08: the connection failed or was lost
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
+    asyncpg.AdminShutdownError,  # 57P01: the server was stopped
+    asyncpg.CrashShutdownError,  # 57P02: the server crashed
+)
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """True when `exc` means the database cannot be reached, and nothing else."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    # asyncpg's words for a query on a connection that the server already dropped.
+    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+
+
+@contextmanager
+def outage_boundary() -> Iterator[None]:
+    """Around a call into asyncpg: a lost connection leaves as `DatabaseUnavailable` (logged
+    as a warning, details in the log only); every other error passes through unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_connection_lost(exc):
+            raise
+        log.warning("database unavailable: %r", exc)
+        raise DatabaseUnavailable("the database did not answer; try again shortly") from exc
+
+
+def database_call(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Decorates a function that talks to PostgreSQL with the `outage_boundary`."""
+
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        with outage_boundary():
+            return await fn(*args, **kwargs)
+
+    return call
 
 
 class DatabaseStartupError(RuntimeError):
@@ -30,19 +87,26 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
             command_timeout=settings.DB_COMMAND_TIMEOUT,
         )
         await pool.fetchval("SELECT 1")
-    except (*DB_OUTAGE_ERRORS, asyncpg.PostgresError, ValueError) as exc:  # type: ignore[misc]
-        where = _redact(settings.DATABASE_URL)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        # At start-up any of these means "this DSN does not work": say so, without a password.
+        where = redact(settings.DATABASE_URL)
         raise DatabaseStartupError(f"cannot use the database at {where}: {exc}") from exc
     return pool
 
 
-def _redact(dsn: str) -> str:
+def redact(dsn: str) -> str:
     """The DSN without its password, for messages and logs."""
     scheme, sep, rest = dsn.partition("://")
     creds, at, host = rest.rpartition("@")
     if not at or ":" not in creds:
         return dsn
     return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+
+
+@database_call
+async def ping(pool: asyncpg.Pool) -> None:
+    """Raises DatabaseUnavailable unless PostgreSQL answers within two seconds."""
+    await pool.fetchval("SELECT 1", timeout=2)
 
 
 def pool_not_ready() -> asyncpg.Pool:
@@ -56,8 +120,12 @@ def pool_not_ready() -> asyncpg.Pool:
 
 async def get_conn(pool: asyncpg.Pool) -> Ignore[AsyncIterator[asyncpg.Connection]]:
     """One pooled connection for the length of a request, released after the response."""
-    async with pool.acquire() as conn:
+    with outage_boundary():
+        conn = await pool.acquire()
+    try:
         yield conn  # type: ignore[misc]  # a PoolConnectionProxy stands in for a Connection
+    finally:
+        await pool.release(conn)
 
 
 Conn = Annotated[asyncpg.Connection, use(get_conn)]

@@ -13,9 +13,10 @@ LIHIL TRAP (Protocol/ABC types cannot be injected): Broker is a plain base class
 """
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
-from src.realtime.presence import Admission, Presence
+from src.realtime.presence import Admission, Departure, Presence
 from src.realtime.protocol import PresenceEvent, encode
 
 Deliver = Callable[[str], None]
@@ -39,18 +40,33 @@ class Broker:
     def subscribe(self, topic: str, deliver: Deliver) -> Callable[[], None]:
         """Call `deliver(frame)` for each frame on `topic`; returns the unsubscriber.
 
-        `deliver` must not block: it runs on the broker's delivery path.
+        `deliver` must not block: it runs on the broker's delivery path. Handlers do not
+        call this: they use `Registry.subscription`, which shares one subscription per topic
+        among the process's sockets.
         """
         raise NotImplementedError
 
     async def join(self, group: str, member_id: str, capacity: int | None) -> Admission:
+        """Admit `member_id` unless the group is full; the first member fixes the capacity."""
         raise NotImplementedError
 
-    async def leave(self, group: str, member_id: str) -> None:
+    async def leave(self, group: str, member_id: str) -> Departure:
         raise NotImplementedError
 
     async def count(self, group: str) -> int:
         raise NotImplementedError
+
+    @asynccontextmanager
+    async def membership(
+        self, group: str, member_id: str, capacity: int | None = None
+    ) -> AsyncIterator[Admission]:
+        """Join for the length of the block (when admitted: check `admitted`), then leave."""
+        admission = await self.join(group, member_id, capacity)
+        try:
+            yield admission
+        finally:
+            if admission.admitted:
+                await self.leave(group, member_id)
 
 
 class MemoryBroker(Broker):
@@ -88,17 +104,18 @@ class MemoryBroker(Broker):
     async def join(self, group: str, member_id: str, capacity: int | None) -> Admission:
         admission = self._presence.join(group, member_id, capacity)
         if admission.admitted:
-            self._announce(group, admission)
+            self._announce(group, admission.users, admission.capacity)
         return admission
 
-    async def leave(self, group: str, member_id: str) -> None:
-        change = self._presence.leave(group, member_id)
-        if change.admitted:
-            self._announce(group, change)
+    async def leave(self, group: str, member_id: str) -> Departure:
+        departure = self._presence.leave(group, member_id)
+        if departure.removed:
+            self._announce(group, departure.users, departure.capacity)
+        return departure
 
     async def count(self, group: str) -> int:
         return self._presence.count(group)
 
-    def _announce(self, group: str, change: Admission) -> None:
-        event = PresenceEvent(users=change.users, capacity=change.capacity)
+    def _announce(self, group: str, users: int, capacity: int | None) -> None:
+        event = PresenceEvent(users=users, capacity=capacity)
         self._publish(presence_topic(group), encode(event).decode())

@@ -2,16 +2,19 @@
 
 Each `Peer` (one accepted WebSocket) has a bounded send queue and one writer task; sending
 to a peer only enqueues. A peer whose queue overflows is closed with 1008 and nobody else
-notices. The `Registry` maps local topics to peers: a frame from the broker is rendered
-(encoded) once per topic and enqueued on every peer; a coalesced topic (the /counter count)
-sends at most one frame per window and always ends on the latest value.
+notices. The `Registry` owns every local peer and maps topics to peers: a frame from the
+broker is rendered (encoded) once per topic and enqueued on every subscribed peer; a
+coalesced topic (the /counter count) sends at most one frame per window and always ends on
+the latest value.
 """
 
 import asyncio
+import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 from lihil.vendors import WebSocket, WebSocketDisconnect
@@ -23,6 +26,15 @@ log = logging.getLogger("catalog.realtime")
 CLOSE_TIMEOUT = 60.0
 
 
+class PeerState(enum.Enum):
+    """A peer's life, one state at a time (like websockets' `State`)."""
+
+    HELD = "held"  # accepted; frames queue up but wait (so a welcome can go out first)
+    OPEN = "open"  # frames are written as they come
+    CLOSING = "closing"  # our close frame is going out; new frames are dropped
+    CLOSED = "closed"  # the connection is gone (either side closed it)
+
+
 class Peer:
     """One accepted socket: reads through `receive`, writes through a bounded queue."""
 
@@ -30,21 +42,16 @@ class Peer:
         self.ws = ws
         self.queue_limit = queue_limit
         self.max_message_bytes = max_message_bytes
-        self.close_code: int | None = None
+        self.state = PeerState.OPEN
+        self.close_code: int | None = None  # set once CLOSING or CLOSED
+        self.closing: asyncio.Task[None] | None = None  # the task sending our close frame
         self._queue: deque[str] = deque()
         self._ready = asyncio.Event()
-        self._paused = False
         self._writer = asyncio.create_task(self._write(), name="ws-writer")
-        self._closer: asyncio.Task[None] | None = None
 
     @property
     def open(self) -> bool:
-        return self.close_code is None
-
-    @property
-    def closing(self) -> "asyncio.Task[None] | None":
-        """The task sending this peer's close frame, once `close` was called."""
-        return self._closer
+        return self.state in (PeerState.HELD, PeerState.OPEN)
 
     def send(self, frame: str) -> None:
         """Enqueue a frame; never blocks. Overflow closes this peer with 1008."""
@@ -56,23 +63,27 @@ class Peer:
         self._queue.append(frame)
         self._ready.set()
 
-    def pause(self) -> None:
-        """Hold queued frames until `resume` (so a welcome can go out first)."""
-        self._paused = True
+    def hold(self) -> None:
+        """Queue frames without writing them until `release` (so a welcome can go first)."""
+        if self.state is PeerState.OPEN:
+            self.state = PeerState.HELD
 
-    def resume(self, first: str | None = None) -> None:
-        if first is not None and self.open:
+    def release(self, first: str | None = None) -> None:
+        """Write `first`, then everything queued while held."""
+        if self.state is not PeerState.HELD:
+            return
+        if first is not None:
             self._queue.appendleft(first)
-        self._paused = False
+        self.state = PeerState.OPEN
         self._ready.set()
 
     def close(self, code: int, reason: str = "") -> None:
         """Close now: pending frames are dropped, the close frame goes out at once."""
         if not self.open:
             return
-        self.close_code = code
+        self.state, self.close_code = PeerState.CLOSING, code
         self._writer.cancel()
-        self._closer = asyncio.create_task(self._close(code, reason), name="ws-close")
+        self.closing = asyncio.create_task(self._close(code, reason), name="ws-close")
 
     async def _close(self, code: int, reason: str) -> None:
         # A client that does not read cannot receive the close frame either: it goes out
@@ -81,6 +92,12 @@ class Peer:
             await asyncio.wait_for(self.ws.close(code, reason), timeout=CLOSE_TIMEOUT)
         except Exception as exc:  # the client may already be gone; nothing left to do
             log.debug("close %s failed: %r", code, exc)
+        finally:
+            self.state = PeerState.CLOSED
+
+    def _closed_by_client(self, code: int) -> None:
+        self.state, self.close_code = PeerState.CLOSED, self.close_code or code
+        self._writer.cancel()
 
     async def receive(self, *, text_only: bool = True) -> str | None:
         """The next text frame, or None once the socket is closed (by either side).
@@ -92,10 +109,10 @@ class Peer:
             try:
                 message = await self.ws.receive()
             except (WebSocketDisconnect, RuntimeError):
+                self._closed_by_client(Close.ABNORMAL)
                 break
             if message["type"] == "websocket.disconnect":
-                self.close_code = self.close_code or message.get("code", Close.NORMAL)
-                self._writer.cancel()
+                self._closed_by_client(message.get("code", Close.NORMAL))
                 break
             text, data = message.get("text"), message.get("bytes")
             if self._too_big(text, data):
@@ -114,18 +131,18 @@ class Peer:
         return text is not None and len(text) * 4 > limit and len(text.encode()) > limit
 
     async def finish(self) -> None:
-        """Stop the writer and wait for a pending close; called once the handler is done."""
+        """Close (1000 unless closed already), stop the writer, wait for the close frame."""
+        self.close(Close.NORMAL)
         self._writer.cancel()
-        if self.open:
-            self.close(Close.NORMAL)
-        for task in (self._writer, self._closer):
+        for task in (self._writer, self.closing):
             if task is not None:
                 await asyncio.gather(task, return_exceptions=True)
+        self.state = PeerState.CLOSED
 
     async def _write(self) -> None:
         try:
             while True:
-                while self._paused or not self._queue:
+                while self.state is PeerState.HELD or not self._queue:
                     self._ready.clear()
                     await self._ready.wait()
                 await self.ws.send_text(self._queue.popleft())
@@ -135,13 +152,24 @@ class Peer:
             log.debug("writer stopped: %r", exc)
 
 
-Render = Callable[[str], str]
+Render = Callable[[str, str], str]  # (topic, frame from the broker) -> frame for the peers
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How a topic's frames reach local peers. One per topic: its first subscription fixes
+    it, and a later subscription asking for another is a bug (ValueError)."""
+
+    render: Render | None = None  # encode once per frame for every peer; None: as published
+    coalesce: bool = False  # at most one frame per window, always ending on the latest
+
+
+AS_PUBLISHED = Delivery()
 
 
 @dataclass
 class _Topic:
-    render: Render | None
-    coalesce: bool
+    delivery: Delivery
     unsubscribe: Callable[[], None] = lambda: None
     peers: dict[Peer, str | None] = field(default_factory=dict)  # peer -> last coalesced frame
     latest: str | None = None
@@ -150,25 +178,50 @@ class _Topic:
 
 
 class Registry:
-    """Local peers per topic, and every open peer (for a graceful 1001 at shutdown)."""
+    """Every open local peer, and which topics each of them listens to."""
 
-    def __init__(self, broker: Broker, *, window_ms: int) -> None:
+    def __init__(
+        self, broker: Broker, *, window_ms: int, queue_limit: int, max_message_bytes: int
+    ) -> None:
         self.broker = broker
         self.window = window_ms / 1000
-        self.peers: set[Peer] = set()
+        self.queue_limit = queue_limit
+        self.max_message_bytes = max_message_bytes
+        self._peers: set[Peer] = set()
         self._topics: dict[str, _Topic] = {}
 
-    def attach(
-        self, topic: str, peer: Peer, *, render: Render | None = None, coalesce: bool = False
-    ) -> Callable[[], None]:
-        """Deliver `topic`'s frames to `peer` until the returned detach is called."""
+    @property
+    def open_peers(self) -> int:
+        return len(self._peers)
+
+    @asynccontextmanager
+    async def connect(self, ws: WebSocket) -> AsyncIterator[Peer]:
+        """Accept `ws` and track it as a Peer until the block ends; then close (1000 unless
+        closed already) and forget it."""
+        await ws.accept()
+        peer = Peer(ws, queue_limit=self.queue_limit, max_message_bytes=self.max_message_bytes)
+        self._peers.add(peer)
+        try:
+            yield peer
+        finally:
+            self._peers.discard(peer)
+            await peer.finish()
+
+    @contextmanager
+    def subscription(
+        self, topic: str, peer: Peer, delivery: Delivery = AS_PUBLISHED
+    ) -> Iterator[None]:
+        """Deliver `topic`'s frames to `peer` while the block runs."""
         t = self._topics.get(topic)
         if t is None:
-            t = self._topics[topic] = _Topic(render, coalesce)
+            t = self._topics[topic] = _Topic(delivery)
             t.unsubscribe = self.broker.subscribe(topic, lambda frame: self._deliver(topic, frame))
+        elif t.delivery != delivery:
+            raise ValueError(f"topic {topic!r} is delivered as {t.delivery}, not {delivery}")
         t.peers[peer] = None
-
-        def detach() -> None:
+        try:
+            yield
+        finally:
             t.peers.pop(peer, None)
             if not t.peers and self._topics.get(topic) is t:
                 t.unsubscribe()
@@ -176,14 +229,13 @@ class Registry:
                     t.timer.cancel()
                 del self._topics[topic]
 
-        return detach
-
     def _deliver(self, topic: str, frame: str) -> None:
         t = self._topics.get(topic)
         if t is None:
             return
-        rendered = t.render(frame) if t.render else frame  # encoded once for every peer
-        if not t.coalesce:
+        render = t.delivery.render
+        rendered = render(topic, frame) if render else frame  # encoded once for every peer
+        if not t.delivery.coalesce:
             for peer in tuple(t.peers):
                 peer.send(rendered)
             return
@@ -208,6 +260,6 @@ class Registry:
 
     def close_all(self, code: int, reason: str) -> list[asyncio.Task[None]]:
         """Close every open peer; returns the tasks sending their close frames."""
-        for peer in tuple(self.peers):
+        for peer in tuple(self._peers):
             peer.close(code, reason)
-        return [p.closing for p in self.peers if p.closing is not None]
+        return [p.closing for p in self._peers if p.closing is not None]

@@ -11,7 +11,18 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Admission:
+    """The outcome of a join: admitted or not, and the group's count and capacity after it."""
+
     admitted: bool
+    users: int
+    capacity: int | None
+
+
+@dataclass(frozen=True)
+class Departure:
+    """The outcome of a leave: whether the member was there, and the count after it."""
+
+    removed: bool
     users: int
     capacity: int | None
 
@@ -36,17 +47,18 @@ class Presence:
         g.members.add(member_id)
         return Admission(True, len(g.members), g.capacity)
 
-    def leave(self, group: str, member_id: str) -> Admission:
-        """Remove a member (idempotent: False if absent); an emptied group is forgotten."""
+    def leave(self, group: str, member_id: str) -> Departure:
+        """Remove a member (idempotent: `removed` is False if absent); an emptied group is
+        forgotten."""
         g = self._groups.get(group)
         if g is None:
-            return Admission(False, 0, None)
+            return Departure(False, 0, None)
         if member_id not in g.members:
-            return Admission(False, len(g.members), g.capacity)
+            return Departure(False, len(g.members), g.capacity)
         g.members.remove(member_id)
         if not g.members:
             del self._groups[group]
-        return Admission(True, len(g.members), g.capacity)
+        return Departure(True, len(g.members), g.capacity)
 
     def count(self, group: str) -> int:
         g = self._groups.get(group)

@@ -9,6 +9,7 @@ import msgspec
 class Close(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001  # server shutting down
+    ABNORMAL = 1006  # recorded, never sent: the connection dropped without a close frame
     UNSUPPORTED = 1003  # a binary frame where only text is accepted
     POLICY = 1008  # too slow to read: send queue overflowed
     TOO_BIG = 1009  # larger than WS_MAX_MESSAGE_BYTES

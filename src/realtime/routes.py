@@ -5,13 +5,11 @@ LIHIL TRAP (bad WebSocket query parameters give HTTP 500 at the handshake): para
 taken as plain strings and validated here, after accepting, so a client reads 4400 + reason.
 """
 
-from functools import partial
-
 from lihil import WebSocketRoute
 
 from src.config import Settings
 from src.realtime.broker import Broker, presence_topic
-from src.realtime.fanout import Registry
+from src.realtime.fanout import Delivery, Registry
 from src.realtime.protocol import (
     BadParameter,
     Close,
@@ -28,28 +26,29 @@ from src.realtime.sockets import PeerDep, new_member_id
 
 COUNTER = "counter"
 BROADCAST = "broadcast"
+ROOM = "room:"  # a room's presence group is ROOM + session_id
 
 
-def _users(event: str) -> str:
+def _users(topic: str, event: str) -> str:
     return str(decode_presence(event).users)
 
 
-def _count(session_id: str, event: str) -> str:
+def _room_count(topic: str, event: str) -> str:
+    session_id = topic.removeprefix(presence_topic(ROOM))
     e = decode_presence(event)
     return encode(Count(session_id=session_id, users=e.users, max_users=e.capacity or 0)).decode()
 
 
+USERS_ONLINE = Delivery(render=_users, coalesce=True)
+ROOM_COUNTS = Delivery(render=_room_count)
+
+
 async def counter(peer: PeerDep, broker: Broker, registry: Registry) -> None:
     """Users online: the number of /counter connections, pushed on connect and on change."""
-    member = new_member_id()
-    detach = registry.attach(presence_topic(COUNTER), peer, render=_users, coalesce=True)
-    try:
-        await broker.join(COUNTER, member, None)
-        while await peer.receive(text_only=False) is not None:
-            pass  # whatever clients send is ignored
-    finally:
-        detach()
-        await broker.leave(COUNTER, member)
+    with registry.subscription(presence_topic(COUNTER), peer, USERS_ONLINE):
+        async with broker.membership(COUNTER, new_member_id()):
+            while await peer.receive(text_only=False) is not None:
+                pass  # whatever clients send is ignored
 
 
 async def session_room(
@@ -69,31 +68,24 @@ async def session_room(
     except BadParameter as exc:
         peer.close(Close.BAD_PARAMETER, str(exc))
         return
-    group, room_topic, member = f"room:{sid}", f"room:{sid}:messages", new_member_id()
-    peer.pause()  # counts may arrive while joining; the welcome goes out first
-    detach_counts = registry.attach(presence_topic(group), peer, render=partial(_count, sid))
-    detach_messages = registry.attach(room_topic, peer)
-    try:
-        admission = await broker.join(group, member, capacity)
-        if not admission.admitted:
-            peer.close(Close.FULL, full_reason(admission.users, admission.capacity or capacity))
-            return
-        try:
+    group, messages, member = ROOM + sid, f"{ROOM}{sid}:messages", new_member_id()
+    peer.hold()  # counts may arrive while joining; the welcome goes out first
+    with (
+        registry.subscription(presence_topic(group), peer, ROOM_COUNTS),
+        registry.subscription(messages, peer),
+    ):
+        async with broker.membership(group, member, capacity) as admission:
+            room_capacity = admission.capacity or capacity
+            if not admission.admitted:
+                peer.close(Close.FULL, full_reason(admission.users, room_capacity))
+                return
             welcome = Welcome(
-                session_id=sid,
-                member_id=member,
-                users=admission.users,
-                max_users=admission.capacity or capacity,
+                session_id=sid, member_id=member, users=admission.users, max_users=room_capacity
             )
-            peer.resume(first=encode(welcome).decode())
+            peer.release(first=encode(welcome).decode())
             while (text := await peer.receive()) is not None:
                 message = Message(session_id=sid, member_id=member, text=text)
-                await broker.publish(room_topic, encode(message).decode())
-        finally:
-            await broker.leave(group, member)
-    finally:
-        detach_counts()
-        detach_messages()
+                await broker.publish(messages, encode(message).decode())
 
 
 async def echo(peer: PeerDep) -> None:
@@ -104,16 +96,13 @@ async def echo(peer: PeerDep) -> None:
 
 async def broadcast(peer: PeerDep, broker: Broker, registry: Registry) -> None:
     """Every text frame from any client goes to every client, sender included, in order."""
-    detach = registry.attach(BROADCAST, peer)
-    try:
+    with registry.subscription(BROADCAST, peer):
         while (text := await peer.receive()) is not None:
             await broker.publish(BROADCAST, text)
-    finally:
-        detach()
 
 
 def build_ws_routes() -> list[WebSocketRoute]:
-    """Fresh WebSocketRoute objects for one app."""
+    """Fresh WebSocketRoute objects for one app (LIHIL TRAP: routes bind to the first app)."""
     routes = []
     for path, handler in [
         ("/counter", counter),

@@ -1,17 +1,19 @@
 """The catalog's HTTP contract (API.md), success and error paths, on a real database."""
 
 import re
+from typing import Any
 
+import httpx
 import pytest
 from lihil.vendors import TestClient
 
 PROBLEM = "application/problem+json"
 
 
-def assert_problem(response, status: int, type_: str) -> dict:
+def assert_problem(response: httpx.Response, status: int, type_: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert body["type"] == type_ and body["status"] == status and body["title"]
     assert "type_" not in body
     return body
@@ -100,7 +102,9 @@ def test_last_full_page_has_no_next(client: TestClient) -> None:
         ({"brand_id": ""}, "brand_id"),
     ],
 )
-def test_product_pages_reject_bad_parameters(client: TestClient, query: dict, field: str) -> None:
+def test_product_pages_reject_bad_parameters(
+    client: TestClient, query: dict[str, str | int], field: str
+) -> None:
     """Out-of-range or non-integer paging parameters are 422 naming the parameter."""
     body = assert_problem(client.get("/products", params=query), 422, "invalid-request")
     assert [(e["location"], e["field"]) for e in body["errors"]] == [("query", field)]
@@ -134,7 +138,9 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(("kwargs", "field"), BAD_BODIES)
-def test_create_product_rejects_bad_bodies(client: TestClient, kwargs: dict, field: str) -> None:
+def test_create_product_rejects_bad_bodies(
+    client: TestClient, kwargs: dict[str, Any], field: str
+) -> None:
     """Every malformed body is a 422 naming the field, and nothing is written."""
     body = assert_problem(client.post("/products", **kwargs), 422, "invalid-request")
     assert [(e["location"], e["field"]) for e in body["errors"]] == [("body", field)]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from catalog_client import Client
@@ -21,7 +21,14 @@ from catalog_client.api.products import (
     replace_product,
 )
 from catalog_client.api.service import get_health, get_ready, get_time
-from catalog_client.models import Brand, Problem, Product, ProductIn, ProductPage
+from catalog_client.models import (
+    Brand,
+    Health,
+    Problem,
+    Product,
+    ProductIn,
+    ProductPage,
+)
 
 from src.config import PROJECT_ROOT
 from src.db.embedded import EmbeddedPostgres
@@ -64,7 +71,13 @@ def test_committed_client_matches_a_fresh_generation(tmp_path: Path) -> None:
     assert differences(CLIENT, out) == [], "clients/python is stale: run make client"
 
 
-def plain(model: Any) -> None:
+class Model(Protocol):
+    """A generated model: the fields the schema names, and whatever else arrived."""
+
+    additional_properties: dict[str, Any]
+
+
+def plain(model: Model) -> None:
     """Every field we send is a typed attribute: nothing lands in additional_properties."""
     assert model.additional_properties == {}, model
 
@@ -80,8 +93,10 @@ def test_client_reads_service_and_brands(api: Client) -> None:
     now = get_time.sync(client=api)
     assert now is not None and 1 <= now.month <= 12
     plain(now)
-    assert get_health.sync(client=api).status == "ok"  # type: ignore[union-attr]
-    assert get_ready.sync(client=api).status == "ready"  # type: ignore[union-attr]
+    health = get_health.sync(client=api)
+    assert isinstance(health, Health) and health.status == "ok"
+    ready = get_ready.sync(client=api)
+    assert isinstance(ready, Health) and ready.status == "ready"
     brands = list_brands.sync(client=api)
     assert isinstance(brands, list) and len(brands) == 100
     for brand in brands:
@@ -94,8 +109,9 @@ def test_client_reads_service_and_brands(api: Client) -> None:
     plain(missing.parsed)
     bad = get_brand.sync_detailed(0, client=api)
     assert bad.status_code == 422 and isinstance(bad.parsed, Problem)
-    assert [(e.location, e.field) for e in bad.parsed.errors] == [("path", "brand_id")]  # type: ignore[union-attr]
-    plain(bad.parsed.errors[0])  # type: ignore[index]
+    assert isinstance(bad.parsed.errors, list)  # not UNSET: a 422 names the bad fields
+    assert [(e.location, e.field) for e in bad.parsed.errors] == [("path", "brand_id")]
+    plain(bad.parsed.errors[0])
 
 
 def test_client_pages_products(api: Client) -> None:
@@ -172,3 +188,26 @@ def test_client_reads_503_problems_while_the_database_is_down(tmp_path: Path) ->
     finally:
         process.stop(signal.SIGTERM)
         server.destroy()
+
+
+def readme_snippet() -> str:
+    """The README's example of the typed client, exactly as a reader copies it."""
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    start = readme.index("```python\nfrom catalog_client import Client")
+    return readme[start + len("```python\n") : readme.index("```", start + 3)]
+
+
+@pytest.mark.parametrize(("brand_id", "outcome"), [(1, "Product("), (999, "409 unknown-brand")])
+def test_readme_client_example_runs(live_server: LiveServer, brand_id: int, outcome: str) -> None:
+    """The README's snippet creates and reads a product, and reports a problem readably."""
+    code = readme_snippet().replace("http://127.0.0.1:8000", live_server.http)
+    code = code.replace("brand_id=1)", f"brand_id={brand_id})")
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "clients" / "python")},
+    )
+    assert outcome in run.stdout + run.stderr, run
+    assert "Traceback" not in run.stderr, run.stderr

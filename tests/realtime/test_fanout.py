@@ -1,10 +1,13 @@
 """Fan-out mechanics with in-memory sockets: bounded queues, 1008, coalescing, encode once."""
 
 import asyncio
+from contextlib import ExitStack
 from typing import Any
 
+import pytest
+
 from src.realtime.broker import MemoryBroker
-from src.realtime.fanout import Peer, Registry
+from src.realtime.fanout import Delivery, Peer, PeerState, Registry
 
 
 class RecordingSocket:
@@ -14,6 +17,9 @@ class RecordingSocket:
         self.frames: list[str] = []
         self.closed: tuple[int, str] | None = None
         self.stuck = stuck
+
+    async def accept(self) -> None:
+        return None
 
     async def send_text(self, frame: str) -> None:
         if self.stuck:
@@ -43,6 +49,17 @@ def make_peer(ws: RecordingSocket, limit: int = 4) -> Peer:
     return Peer(sock, queue_limit=limit, max_message_bytes=1024)
 
 
+def make_registry(broker: MemoryBroker, window_ms: int = 0) -> Registry:
+    return Registry(broker, window_ms=window_ms, queue_limit=4, max_message_bytes=1024)
+
+
+def upper(topic: str, frame: str) -> str:
+    return frame.upper()
+
+
+COALESCED = Delivery(coalesce=True)
+
+
 async def until(predicate: Any) -> None:
     """Wait, without polling, until a socket change makes `predicate()` true."""
     async with asyncio.timeout(2), _condition():
@@ -52,14 +69,13 @@ async def until(predicate: Any) -> None:
 async def test_slow_peer_is_closed_1008_and_others_get_everything() -> None:
     """A peer that never reads overflows and is closed; a fast one receives every frame."""
     broker = MemoryBroker()
-    registry = Registry(broker, window_ms=0)
+    registry = make_registry(broker)
     slow, fast = RecordingSocket(stuck=True), RecordingSocket()
     slow_peer, fast_peer = make_peer(slow), make_peer(fast, limit=100)
-    registry.attach("t", slow_peer)
-    registry.attach("t", fast_peer)
-    for i in range(20):
-        await broker.publish("t", f"m{i}")
-    await until(lambda: slow.closed is not None and len(fast.frames) == 20)
+    with registry.subscription("t", slow_peer), registry.subscription("t", fast_peer):
+        for i in range(20):
+            await broker.publish("t", f"m{i}")
+        await until(lambda: slow.closed is not None and len(fast.frames) == 20)
     assert slow.closed == (1008, "too slow: send queue overflowed")
     assert fast.frames == [f"m{i}" for i in range(20)]
     await slow_peer.finish()
@@ -69,13 +85,13 @@ async def test_slow_peer_is_closed_1008_and_others_get_everything() -> None:
 async def test_coalesced_topic_sends_at_most_one_frame_per_window_and_ends_on_latest() -> None:
     """A burst of 100 changes reaches a peer as a handful of frames ending on the last."""
     broker = MemoryBroker()
-    registry = Registry(broker, window_ms=30)
+    registry = make_registry(broker, window_ms=30)
     ws = RecordingSocket()
     peer = make_peer(ws, limit=1000)
-    registry.attach("c", peer, coalesce=True)
-    for i in range(1, 101):
-        await broker.publish("c", str(i))
-    await until(lambda: ws.frames[-1:] == ["100"])
+    with registry.subscription("c", peer, COALESCED):
+        for i in range(1, 101):
+            await broker.publish("c", str(i))
+        await until(lambda: ws.frames[-1:] == ["100"])
     assert ws.frames[0] == "1" and len(ws.frames) <= 3
     await peer.finish()
 
@@ -83,15 +99,14 @@ async def test_coalesced_topic_sends_at_most_one_frame_per_window_and_ends_on_la
 async def test_coalesced_topic_gives_a_new_peer_the_current_value() -> None:
     """A newcomer gets the value even when it equals what others were last sent."""
     broker = MemoryBroker()
-    registry = Registry(broker, window_ms=0)
+    registry = make_registry(broker)
     a, b = RecordingSocket(), RecordingSocket()
-    pa = make_peer(a)
-    registry.attach("c", pa, coalesce=True)
-    await broker.publish("c", "3")
-    pb = make_peer(b)
-    registry.attach("c", pb, coalesce=True)
-    await broker.publish("c", "3")
-    await until(lambda: b.frames == ["3"])
+    pa, pb = make_peer(a), make_peer(b)
+    with registry.subscription("c", pa, COALESCED):
+        await broker.publish("c", "3")
+        with registry.subscription("c", pb, COALESCED):
+            await broker.publish("c", "3")
+            await until(lambda: b.frames == ["3"])
     assert a.frames == ["3"]
     await pa.finish()
     await pb.finish()
@@ -100,31 +115,86 @@ async def test_coalesced_topic_gives_a_new_peer_the_current_value() -> None:
 async def test_frames_are_rendered_once_per_topic() -> None:
     """The renderer runs once per published frame, whatever the number of peers."""
     broker = MemoryBroker()
-    registry = Registry(broker, window_ms=0)
+    registry = make_registry(broker)
     calls: list[str] = []
 
-    def render(frame: str) -> str:
+    def render(topic: str, frame: str) -> str:
         calls.append(frame)
-        return frame.upper()
+        return f"{topic}:{frame.upper()}"
 
+    delivery = Delivery(render=render)
     sockets = [RecordingSocket() for _ in range(50)]
     peers = [make_peer(s) for s in sockets]
-    for p in peers:
-        registry.attach("t", p, render=render)
-    await broker.publish("t", "hi")
-    await until(lambda: all(s.frames == ["HI"] for s in sockets))
+    with ExitStack() as stack:
+        for p in peers:
+            stack.enter_context(registry.subscription("t", p, delivery))
+        await broker.publish("t", "hi")
+        await until(lambda: all(s.frames == ["t:HI"] for s in sockets))
     assert calls == ["hi"]
     for p in peers:
         await p.finish()
 
 
-async def test_detaching_the_last_peer_unsubscribes_from_the_broker() -> None:
-    """No local peer, no broker subscription."""
+async def test_leaving_the_block_stops_delivery_to_that_peer_only() -> None:
+    """After its subscription block a peer gets nothing more; the others keep receiving."""
     broker = MemoryBroker()
-    registry = Registry(broker, window_ms=0)
-    peer = make_peer(RecordingSocket())
-    detach = registry.attach("t", peer)
-    assert broker._subscribers["t"]
-    detach()
-    assert "t" not in broker._subscribers
+    registry = make_registry(broker)
+    gone, staying = RecordingSocket(), RecordingSocket()
+    pg, ps = make_peer(gone), make_peer(staying)
+    with registry.subscription("t", ps):
+        with registry.subscription("t", pg):
+            await broker.publish("t", "both")
+            await until(lambda: gone.frames == ["both"] and staying.frames == ["both"])
+        await broker.publish("t", "one")
+        await until(lambda: staying.frames == ["both", "one"])
+    await broker.publish("t", "none")  # nobody subscribed: delivered synchronously to no one
+    await pg.finish()
+    await ps.finish()
+    assert gone.frames == ["both"] and staying.frames == ["both", "one"]
+
+
+async def test_a_topic_is_delivered_one_way_only() -> None:
+    """A second subscription asking another Delivery for a live topic is a bug."""
+    registry = make_registry(MemoryBroker())
+    a, b = make_peer(RecordingSocket()), make_peer(RecordingSocket())
+    with registry.subscription("t", a, Delivery(render=upper)):
+        with pytest.raises(ValueError, match="delivered as"), registry.subscription("t", b):
+            pass
+    with registry.subscription("t", b):  # the topic was dropped with its last peer
+        pass
+    await a.finish()
+    await b.finish()
+
+
+async def test_held_peer_writes_its_first_frame_before_the_queued_ones() -> None:
+    """hold() queues frames; release(first) writes `first`, then the queue, in order."""
+    ws = RecordingSocket()
+    peer = make_peer(ws, limit=10)
+    states = []
+    peer.hold()
+    states.append(peer.state)
+    peer.send("count 2")
+    peer.release(first="welcome")
+    await until(lambda: ws.frames == ["welcome", "count 2"])
+    states.append(peer.state)
     await peer.finish()
+    states.append(peer.state)
+    assert states == [PeerState.HELD, PeerState.OPEN, PeerState.CLOSED]
+    assert ws.closed == (1000, "")
+
+
+async def test_registry_closes_every_peer_it_tracks() -> None:
+    """close_all sends each connected peer the given code; a closed peer drops new frames."""
+    registry = make_registry(MemoryBroker())
+    sockets = [RecordingSocket() for _ in range(3)]
+    contexts = [registry.connect(s) for s in sockets]  # type: ignore[arg-type]
+    peers = [await c.__aenter__() for c in contexts]
+    assert registry.open_peers == 3
+    closers = registry.close_all(1001, "server shutting down")
+    await asyncio.gather(*closers)
+    assert all(s.closed == (1001, "server shutting down") for s in sockets)
+    assert all(p.state is PeerState.CLOSED for p in peers)
+    peers[0].send("late")
+    for c in contexts:
+        await c.__aexit__(None, None, None)
+    assert registry.open_peers == 0 and all(s.frames == [] for s in sockets)

@@ -26,6 +26,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from tests.helpers import LiveServer
 
@@ -42,6 +43,10 @@ DEFAULT_USERS = 10  # DEFAULT_SESSION_USERS (.env.example): a room's capacity wh
 TIMEOUT = 5.0  # seconds for any awaited frame, close or answer
 QUIET = 0.5  # /counter ignores what it is sent: after this much silence, nothing more comes
 CASE_DEADLINE = 30.0
+# Round trips the witness must complete while cases still run. It goes again whenever a
+# case has finished since its last answer: 300 cases made 77-122 such trips (four runs at once
+# on two CPUs included), so a tenth of the cases leaves a wide margin.
+WITNESS_ROUNDS = max(1, CASES // 10)
 
 ALPHABET = string.ascii_letters + string.digits + "_-"  # of session ids
 UNRESERVED = ALPHABET + ".~"  # may appear in a URL path unencoded
@@ -79,8 +84,8 @@ UNKNOWN_PATHS = [
 ]
 
 
-def allowed_origins(port: int) -> list[str]:
-    return [
+def allowed_origins(port: int) -> list[Origin]:
+    origins = [
         "http://localhost",
         "http://localhost/",
         "http://localhost:3000",
@@ -92,10 +97,11 @@ def allowed_origins(port: int) -> list[str]:
         "http://[::1]",
         "http://[::1]:8080",
     ]
+    return [Origin(o) for o in origins]
 
 
-def foreign_origins(port: int) -> list[str]:
-    return [
+def foreign_origins(port: int) -> list[Origin]:
+    origins = [
         "https://evil.example",
         f"http://evil.example:{port}",
         "http://localhost.evil.example",
@@ -115,6 +121,7 @@ def foreign_origins(port: int) -> list[str]:
         "*",
         "",
     ]
+    return [Origin(o) for o in origins]
 
 
 # -- cases ----------------------------------------------------------------------------------
@@ -202,7 +209,7 @@ class Case:
     index: int
     endpoint: str  # "counter" | "echo" | "broadcast" | "room" | "unknown" | "raw"
     path: str = ""  # as sent: percent-encoded, with the query
-    origin: str | None = None
+    origin: Origin | None = None
     foreign: bool = False
     frames: list[Frame] = field(default_factory=list)
     session_id: str | None = None  # decoded, when it is a valid one
@@ -242,8 +249,8 @@ def expect(case: Case) -> Expect:
     """The documented outcome(s) of a case, computed from its input alone."""
     if case.endpoint == "raw":
         # A malformed handshake is refused with a 4xx; pure garbage may also just be dropped.
-        rules = [Rule("http")] + ([Rule("eof")] if case.raw_variant == "garbage" else [])
-        return Expect(rules)
+        garbage = [Rule("eof")] if case.raw_variant == "garbage" else []
+        return Expect([Rule("http"), *garbage])
     if case.foreign:  # the contract orders nothing between 4403 and 404 for an unknown path
         unknown = [Rule("http", 404)] if case.endpoint == "unknown" else []
         return Expect([Rule("close", 4403), *unknown])
@@ -508,7 +515,7 @@ def generate(rng: random.Random, count: int, port: int) -> list[Case]:
 
 async def send_frame(ws: ClientConnection, frame: Frame) -> None:
     if frame.kind == "ping":
-        pong = await ws.ping()
+        pong = asyncio.ensure_future(await ws.ping())  # the Future ping() documents
         pong.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved, ignored
     elif frame.pieces > 1:
         p, k = frame.payload, frame.pieces
@@ -522,8 +529,9 @@ def is_subsequence(wanted: Sequence[str], got: Sequence[str | bytes]) -> bool:
     return all(any(w == g for g in it) for w in wanted)
 
 
-def room_messages(received: Sequence[str | bytes]) -> list[str]:
-    out = []
+def room_messages(received: Sequence[str | bytes]) -> list[object]:
+    """The texts of the message frames received (whatever their type: checked later)."""
+    out: list[object] = []
     for frame in received:
         try:
             data = json.loads(frame)
@@ -569,7 +577,9 @@ async def read(ws: ClientConnection, case: Case, exp: Expect, received: list[str
     return ""
 
 
-async def run_ws_case(server: LiveServer, case: Case, exp: Expect) -> tuple[Outcome, list]:
+async def run_ws_case(
+    server: LiveServer, case: Case, exp: Expect
+) -> tuple[Outcome, list[str | bytes]]:
     received: list[str | bytes] = []
     try:
         ws = await websockets.connect(
@@ -620,9 +630,10 @@ async def run_raw_case(server: LiveServer, case: Case) -> Outcome:
     return Outcome("error", reason=f"not an HTTP response: {response[:60]!r}")
 
 
-def check_frames(case: Case, exp: Expect, outcome: Outcome, received: list) -> list[str]:
+def check_frames(case: Case, exp: Expect, outcome: Outcome, frames: list[str | bytes]) -> list[str]:
     """What the frames a case received break of the contract."""
-    if any(not isinstance(f, str) for f in received):
+    received = [f for f in frames if isinstance(f, str)]
+    if len(received) != len(frames):
         return ["the server sent a binary frame"]
     if outcome.kind == "close" and outcome.code in (4400, 4403, 4429) and received:
         return [f"closed {outcome.code} after sending {len(received)} frames"]
@@ -717,24 +728,51 @@ CHAINED = ("During handling", "The above exception", "Traceback")
 
 
 class Witness:
-    """A client on /ws/echo for the whole run: answered OK! every time cases finish."""
+    """A client on /ws/echo for the whole run: whenever cases have finished it sends one
+    numbered text and reads the answer, which must be OK! (README: /ws/echo answers `OK!`).
+    Once `stopping` is set it makes one last round trip, after the run, and returns."""
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.wake = asyncio.Event()
         self.stopping = False
-        self.answers = 0
+        self.sent: list[str] = []
+        self.answers: list[str | bytes] = []  # answers[i] is what came back for sent[i]
+        self.during_run = 0  # round trips begun before `stopping`: while cases ran
 
     async def run(self) -> None:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            await self.ws.send(f"witness {self.answers}")
-            answer = await asyncio.wait_for(self.ws.recv(), TIMEOUT)
-            assert answer == "OK!", answer
-            self.answers += 1
-            if self.stopping:
+            last = self.stopping
+            text = f"witness {len(self.sent)}"
+            await self.ws.send(text)
+            self.sent.append(text)
+            self.answers.append(await asyncio.wait_for(self.ws.recv(), TIMEOUT))
+            if last:
                 return
+            self.during_run += 1
+
+    def problems(self, min_during_run: int) -> list[str]:
+        """What the witness saw that breaks the contract of /ws/echo."""
+        problems = []
+        if len(self.answers) != len(self.sent):
+            problems.append(
+                f"the witness sent {len(self.sent)} texts, {len(self.answers)} answered"
+            )
+        wrong = [(i, a) for i, a in enumerate(self.answers) if a != "OK!"]
+        if wrong:
+            i, answer = wrong[0]
+            problems.append(
+                f"/ws/echo answered {len(wrong)} of the witness's texts with something other "
+                f"than 'OK!', first {self.sent[i]!r} with {answer!r}"
+            )
+        if self.during_run < min_during_run:
+            problems.append(
+                f"the witness was answered {self.during_run} times during the run, "
+                f"expected at least {min_during_run}"
+            )
+        return problems
 
 
 def tracebacks(lines: list[str]) -> Counter[str]:
@@ -860,7 +898,8 @@ async def test_fuzz_server_answers_every_case_by_the_contract(live_server: LiveS
             await asyncio.wait_for(witness_task, 2 * TIMEOUT)
         except Exception as exc:
             failures.append(f"the witness on /ws/echo stopped being served: {exc!r}")
-    print(f"outcomes: {dict(outcomes)}; witness answered {witness.answers} times")
+    print(f"outcomes: {dict(outcomes)}; witness answered {len(witness.answers)} times")
+    failures += witness.problems(min_during_run=WITNESS_ROUNDS)
 
     failures += await server_is_healthy(live_server)
     rooms = sorted({c.session_id for c in cases if c.session_id and c.endpoint == "room"})

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.typing import Origin
 
 from tests.helpers import LiveServer, start_live_server
 
@@ -296,17 +297,37 @@ async def test_bad_parameters_close_4400_with_a_reason(
         assert await close_of(ws) == (4400, reason)
 
 
-@pytest.mark.parametrize("path", ["/counter", "/ws/echo", "/ws/broadcast", "/web_socket/x"])
-async def test_foreign_origin_closes_4403(live_server: LiveServer, path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "send", "first"),
+    [
+        ("/counter", None, "1"),  # the refused client never counted
+        ("/ws/echo", "hi", "OK!"),
+        ("/ws/broadcast", "hi", "hi"),
+        ("/web_socket/x?max_users=2", None, "welcome"),
+    ],
+)
+async def test_foreign_origin_closes_4403(
+    live_server: LiveServer, path: str, send: str | None, first: str
+) -> None:
     """A handshake from another site's Origin is closed 4403; localhost is fine."""
     url = f"{live_server.ws}{path}"
-    async with websockets.connect(url, origin="https://evil.example") as ws:
+    async with websockets.connect(url, origin=Origin("https://evil.example")) as ws:
         code, reason = await close_of(ws)
         assert code == 4403 and "evil.example" in reason
-    async with websockets.connect(url, origin="http://localhost:5173") as ws:
-        if path in ("/ws/echo", "/ws/broadcast"):
-            await ws.send("hi")
-        assert await recv(ws)
+    async with websockets.connect(url, origin=Origin("http://localhost:5173")) as ws:
+        if send is not None:
+            await ws.send(send)
+        if first == "welcome":  # the refused client never joined: this one is alone
+            welcome = await recv_json(ws)
+            assert welcome == {
+                "type": "welcome",
+                "session_id": "x",
+                "member_id": welcome["member_id"],
+                "users": 1,
+                "max_users": 2,
+            }
+        else:
+            assert await recv(ws) == first
 
 
 async def test_client_close_is_answered_1000(live_server: LiveServer) -> None:
@@ -346,6 +367,7 @@ async def test_handshake_to_a_path_without_websocket_is_refused_404(
 
 async def test_malformed_origin_closes_4403(live_server: LiveServer) -> None:
     """An Origin that is not even a URL is refused like a foreign one."""
-    async with websockets.connect(f"{live_server.ws}/ws/echo", origin="http://[::1") as ws:
+    url = f"{live_server.ws}/ws/echo"
+    async with websockets.connect(url, origin=Origin("http://[::1")) as ws:
         code, _ = await close_of(ws)
         assert code == 4403

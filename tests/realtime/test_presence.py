@@ -1,6 +1,6 @@
 """The sans-I/O presence core: counts, capacity admission, rooms that come and go."""
 
-from src.realtime.presence import Admission, Presence
+from src.realtime.presence import Admission, Departure, Presence
 
 
 def test_join_counts_members_and_reports_capacity() -> None:
@@ -32,7 +32,7 @@ def test_emptied_group_is_forgotten_and_created_afresh() -> None:
     """When the last member leaves, the next joiner sets a new capacity."""
     p = Presence()
     p.join("room:a", "m1", 1)
-    assert p.leave("room:a", "m1") == Admission(True, 0, 1)
+    assert p.leave("room:a", "m1") == Departure(True, 0, 1)
     assert p.join("room:a", "m2", 4) == Admission(True, 1, 4)
 
 
@@ -41,9 +41,9 @@ def test_leave_is_idempotent() -> None:
     p = Presence()
     p.join("g", "m1", None)
     p.join("g", "m2", None)
-    assert p.leave("g", "m1").admitted is True
-    assert p.leave("g", "m1") == Admission(False, 1, None)
-    assert p.leave("nope", "m1").admitted is False
+    assert p.leave("g", "m1") == Departure(True, 1, None)
+    assert p.leave("g", "m1") == Departure(False, 1, None)
+    assert p.leave("nope", "m1") == Departure(False, 0, None)
     assert p.count("g") == 1
 
 

@@ -30,10 +30,10 @@ def test_consumer_prints_messages_from_the_producer(live_server: LiveServer) -> 
         second = produce(url, "second\nline")
         assert second.returncode == 0, second.stderr
 
-        first = consumer.wait_for("message: ", timeout=15)
-        assert re.match(TIMESTAMP + "message: first$", first), first
-        second = consumer.wait_for("message: ", timeout=15)
-        assert second.endswith("message: second\\nline"), second
+        first_line = consumer.wait_for("message: ", timeout=15)
+        assert re.match(TIMESTAMP + "message: first$", first_line), first_line
+        second_line = consumer.wait_for("message: ", timeout=15)
+        assert second_line.endswith("message: second\\nline"), second_line
         assert consumer.proc.wait(timeout=15) == 0
 
 

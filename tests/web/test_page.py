@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, ViewportSize, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.helpers import LiveServer, start_live_server
@@ -25,7 +25,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WAIT_MS = 10_000
-VIEWPORT = {"width": 1100, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1100, "height": 900}
 GOING_AWAY = r"1001 server shutting down"
 
 pytestmark = pytest.mark.browser

@@ -1,0 +1,213 @@
+"""The ASGI edge: what happens to a request before, and instead of, a route handling it.
+
+Two plain ASGI middlewares (never starlette's BaseHTTPMiddleware), outermost first:
+
+- `ProblemMiddleware` turns lihil's own text/plain 404 and 405, and any exception that
+  escapes, into problems;
+- `WebSocketGate` refuses what must not reach a WebSocket handler.
+
+Both ask one `RouteTable` which routes serve a scope. Refusals are starlette `Response`s
+(on a websocket scope starlette sends them as a handshake denial). What an error means is
+decided in `src.errors`; this module only puts it on the wire.
+"""
+
+import logging
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from contextvars import ContextVar
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from src.errors import Problem, problem_response, to_problem
+from src.realtime.protocol import Close
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Any]
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+
+class _Matchable(Protocol):
+    def match(self, scope: Scope) -> Any: ...
+
+
+class RouteTable:
+    """The app's HTTP and WebSocket routes, asked which of them serve a request."""
+
+    def __init__(self, http: Sequence[Any], websocket: Sequence[_Matchable]) -> None:
+        self.http = list(http)
+        self.websocket = list(websocket)
+
+    def allowed_methods(self, scope: Scope) -> list[str]:
+        """The methods the HTTP route matching this path accepts (for 405's Allow)."""
+        for route in self.http:
+            if route.match(scope):
+                return sorted(route.endpoints)
+        return []
+
+    def serves_websocket(self, scope: Scope) -> bool:
+        return any(route.match(scope) for route in self.websocket)
+
+
+def origin_allowed(origin: str, host: str | None, allowed: Iterable[str]) -> bool:
+    """Same host as the request, localhost/127.0.0.1 on any port, or listed in ALLOWED_ORIGINS."""
+    if origin.rstrip("/") in allowed:
+        return True
+    try:
+        parts = urlsplit(origin)
+        hostname = parts.hostname
+    except ValueError:  # e.g. "http://[::1": not a URL at all
+        return False
+    if parts.scheme not in ("http", "https") or not hostname:
+        return False
+    if hostname in LOCAL_HOSTS or f"[{hostname}]" in LOCAL_HOSTS:
+        return True
+    return host is not None and parts.netloc.lower() == host.lower()
+
+
+class WebSocketGate:
+    """Everything that must not reach a WebSocket handler:
+
+    - a handshake to a path no WebSocket route serves is refused with HTTP 404 (a problem
+      body). LIHIL TRAP (WebSocket handshakes are routed to HTTP routes): lihil would hand
+      it to an HTTP route with that path, which fails with a KeyError: HTTP 500.
+    - a handshake from a foreign Origin is accepted, then closed with 4403 (a browser can
+      read that; a refused handshake reaches it only as 1006). Handshakes without Origin
+      (command-line and server clients) pass.
+    - a plain HTTP request to a WebSocket path answers 426 Upgrade Required (starlette's
+      WebSocket would fail an assertion on it: HTTP 500).
+    """
+
+    def __init__(self, app: ASGIApp, routes: RouteTable, allowed_origins: Iterable[str]) -> None:
+        self.app = app
+        self.routes = routes
+        self.allowed = tuple(allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http" and self.routes.serves_websocket(scope):
+            detail = f"{scope['path']} is a WebSocket endpoint: connect with a WebSocket client"
+            problem = Problem("upgrade-required", "Upgrade required", 426, detail, scope["path"])
+            await problem_response(problem, {"Upgrade": "websocket"})(scope, receive, send)
+            return
+        if kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        await receive()  # websocket.connect
+        if not self.routes.serves_websocket(scope):
+            await self._refuse(scope, receive, send)
+            return
+        headers = dict(scope.get("headers", ()))
+        origin, host = headers.get(b"origin"), headers.get(b"host")
+        if origin is not None and not origin_allowed(
+            origin.decode("latin-1"), host.decode("latin-1") if host else None, self.allowed
+        ):
+            await send({"type": "websocket.accept"})
+            reason = f"origin {origin.decode('latin-1')[:80]} is not allowed"
+            await send({"type": "websocket.close", "code": Close.FORBIDDEN, "reason": reason})
+            return
+        await self.app(scope, _replay_connect(receive), send)
+
+    async def _refuse(self, scope: Scope, receive: Any, send: Any) -> None:
+        _denied.set(True)
+        if "websocket.http.response" not in scope.get("extensions", {}):
+            await send({"type": "websocket.close", "code": Close.POLICY})  # HTTP 403
+            return
+        path = scope["path"]
+        problem = Problem("not-found", "Resource not found", 404, f"no WebSocket at {path}", path)
+        await problem_response(problem)(scope, receive, send)
+
+
+# UVICORN TRAP: after a handshake denial (an HTTP response instead of accept) uvicorn 0.54
+# still logs "ERROR: ASGI callable returned without completing handshake." for every
+# refused client. uvicorn logs it from the task that ran the app, so a context variable the
+# gate set there tells this filter that the denial was ours and on purpose; the same line
+# for a handler that forgot to accept still shows.
+_denied: ContextVar[bool] = ContextVar("websocket_denied", default=False)
+
+
+class _DeniedHandshakeFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_denied.get() and record.getMessage().startswith("ASGI callable returned"))
+
+
+def quiet_denied_handshakes() -> None:
+    """Installs the filter above on uvicorn's error logger (idempotent)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DeniedHandshakeFilter) for f in logger.filters):
+        logger.addFilter(_DeniedHandshakeFilter())
+
+
+def _replay_connect(receive: Any) -> Any:
+    """A receive that first hands back the websocket.connect the gate already consumed."""
+    replayed = False
+
+    async def wrapped() -> Any:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "websocket.connect"}
+        return await receive()
+
+    return wrapped
+
+
+class ProblemMiddleware:
+    """lihil's own text/plain 404, 405 and 500 become problems.
+
+    Unknown routes and wrong methods never reach an endpoint, so lihil's problem solver
+    (in `src.errors`) never sees them; exceptions raised outside an endpoint (a
+    dependency's clean-up, say) neither.
+    """
+
+    def __init__(self, app: ASGIApp, routes: RouteTable) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = replaced = False
+
+        async def _send(message: dict[str, Any]) -> None:
+            nonlocal started, replaced
+            if message["type"] == "http.response.start":
+                started = True
+                ctype = dict(message.get("headers", ())).get(b"content-type", b"")
+                if message["status"] in (404, 405) and ctype.startswith(b"text/plain"):
+                    replaced = True
+                    problem, headers = self._routing_problem(scope, message["status"])
+                    await problem_response(problem, headers)(scope, receive, send)
+                    return
+            elif replaced:
+                return  # lihil's plain-text body: the problem went out instead
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _send)
+        except Exception as exc:
+            if started:
+                raise
+            problem, headers = to_problem(exc, scope["path"])
+            await problem_response(problem, headers)(scope, receive, send)
+
+    def _routing_problem(self, scope: Scope, status: int) -> tuple[Problem, dict[str, str] | None]:
+        path = scope["path"]
+        if status == 404:
+            return Problem(
+                "not-found", "Resource not found", 404, f"no route matches {path}", path
+            ), None
+        allow = ", ".join(self.routes.allowed_methods(scope))
+        detail = f"{scope['method']} is not allowed on {path}; allowed: {allow}"
+        return Problem("method-not-allowed", "Method not allowed", 405, detail, path), {
+            "Allow": allow
+        }
+
+
+def edge_middlewares(
+    routes: RouteTable, allowed_origins: Iterable[str]
+) -> list[Callable[[ASGIApp], ASGIApp]]:
+    """The middleware factories for `Lihil(middlewares=...)`, outermost first."""
+    return [
+        lambda app: ProblemMiddleware(app, routes),
+        lambda app: WebSocketGate(app, routes, allowed_origins),
+    ]

@@ -1,0 +1,81 @@
+"""The database boundary: which asyncpg errors are an outage (503), and which stay bugs."""
+
+import socket
+
+import asyncpg
+import pytest
+
+from src.catalog import queries
+from src.db.pool import is_connection_lost, outage_boundary, redact
+from src.errors import DatabaseUnavailable
+
+
+@pytest.mark.parametrize(
+    ("exc", "lost"),
+    [
+        (ConnectionRefusedError(111, "refused"), True),
+        (ConnectionResetError(104, "reset"), True),
+        (TimeoutError(), True),
+        (socket.gaierror(-2, "Name or service not known"), True),
+        (asyncpg.ConnectionDoesNotExistError("connection was closed"), True),
+        (asyncpg.AdminShutdownError("terminating connection"), True),
+        (asyncpg.CannotConnectNowError("the database system is starting up"), True),
+        (asyncpg.InterfaceError("cannot perform operation: connection is closed"), True),
+        # Bugs and misconfigurations: a 500 with a traceback, never a 503.
+        (
+            asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+            False,
+        ),
+        (asyncpg.DataError("invalid input for query argument $1"), False),
+        (asyncpg.UndefinedTableError("relation does not exist"), False),
+        (FileNotFoundError(2, "No such file or directory"), False),
+        (PermissionError(13, "Permission denied"), False),
+        (ValueError("bad"), False),
+    ],
+)
+def test_only_connection_errors_are_an_outage(exc: Exception, lost: bool) -> None:
+    """A lost, refused or unanswered connection is an outage; nothing else is."""
+    assert is_connection_lost(exc) is lost
+
+
+def test_boundary_translates_an_outage_and_passes_everything_else() -> None:
+    """DatabaseUnavailable (chained to the cause) for an outage; other errors unchanged."""
+    with pytest.raises(DatabaseUnavailable) as raised, outage_boundary():
+        raise ConnectionRefusedError(111, "refused")
+    assert isinstance(raised.value.__cause__, ConnectionRefusedError)
+    assert "refused" not in raised.value.detail  # the client reads a sentence; the log, why
+    with pytest.raises(asyncpg.DataError), outage_boundary():
+        raise asyncpg.DataError("invalid input")
+
+
+async def test_query_on_a_closed_connection_is_unavailable(database_url: str) -> None:
+    """A connection the server dropped: the query function raises DatabaseUnavailable."""
+    conn = await asyncpg.connect(database_url)
+    await conn.close()
+    with pytest.raises(DatabaseUnavailable):
+        await queries.fetch_brand(conn, brand_id=1)
+
+
+async def test_argument_asyncpg_cannot_encode_stays_a_bug(database_url: str) -> None:
+    """An id outside PostgreSQL's int range reaching SQL is our bug: DataError, not a 503."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        with pytest.raises(asyncpg.DataError):
+            await queries.fetch_brand(conn, brand_id=2**40)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("postgresql://app:s3cret@db:5432/catalog", "postgresql://app:***@db:5432/catalog"),
+        ("postgresql://app:p@ss@db/catalog", "postgresql://app:***@db/catalog"),
+        ("postgresql://app@db/catalog", "postgresql://app@db/catalog"),
+        ("postgresql://db/catalog", "postgresql://db/catalog"),
+        ("postgresql:///catalog?host=/run/pg", "postgresql:///catalog?host=/run/pg"),
+    ],
+)
+def test_redact_hides_only_the_password(dsn: str, shown: str) -> None:
+    """Messages and logs name the database without its password."""
+    assert redact(dsn) == shown
