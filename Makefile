@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check bench clean install schema client
+.PHONY: run test check clean install schema client
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ client: schema
 		--config clients/openapi-python-client.yaml --meta none \
 		--output-path clients/python/catalog_client --overwrite
 
-## check: format, lint and type-check
+## check: format, lint and type-check src, scripts and tests
 check: $(STAMP)
 	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/ruff check src tests scripts
