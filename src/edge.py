@@ -35,6 +35,9 @@ class RouteTable:
     def __init__(self, http: Sequence[Any], websocket: Sequence[_Matchable]) -> None:
         self.http = list(http)
         self.websocket = list(websocket)
+        # The static start of each WebSocket path: most requests are ruled out by one
+        # startswith instead of a regex per WebSocket route.
+        self._ws_prefixes = tuple(str(getattr(r, "path", "")).split("{")[0] for r in websocket)
 
     def allowed_methods(self, scope: Scope) -> list[str]:
         """The methods the HTTP route matching this path accepts (for 405's Allow)."""
@@ -44,6 +47,8 @@ class RouteTable:
         return []
 
     def serves_websocket(self, scope: Scope) -> bool:
+        if not scope["path"].startswith(self._ws_prefixes):
+            return False
         return any(route.match(scope) for route in self.websocket)
 
 

@@ -85,6 +85,7 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
             max_size=settings.DB_POOL_MAX,
             timeout=settings.DB_CONNECT_TIMEOUT,
             command_timeout=settings.DB_COMMAND_TIMEOUT,
+            reset=keep_session,
         )
         await pool.fetchval("SELECT 1")
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
@@ -92,6 +93,17 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
         where = redact(settings.DATABASE_URL)
         raise DatabaseStartupError(f"cannot use the database at {where}: {exc}") from exc
     return pool
+
+
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """Resets nothing when a connection goes back to the pool.
+
+    asyncpg's default reset sends `RESET ALL; UNLISTEN *; CLOSE ALL; ...` on every release:
+    one more round trip per request (12% of a GET /products/{id} in a py-spy profile). Our
+    pooled connections never change session state: no SET, no LISTEN (the catalog feed's
+    listener has its own connection), only transaction-scoped advisory locks, no cursors
+    outside a transaction. asyncpg still rolls back a transaction left open before this.
+    """
 
 
 def redact(dsn: str) -> str:

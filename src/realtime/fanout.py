@@ -13,9 +13,10 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from lihil.vendors import WebSocket, WebSocketDisconnect
 
@@ -35,8 +36,47 @@ class PeerState(enum.Enum):
     CLOSED = "closed"  # the connection is gone (either side closed it)
 
 
+Message = dict[str, Any]  # an ASGI "websocket.send" message, shared by every peer it goes to
+
+
+def text_message(frame: str) -> Message:
+    return {"type": "websocket.send", "text": frame}
+
+
+class _Resumed:
+    """Awaits the rest of a coroutine that was already stepped up to its first suspension,
+    where it yielded `first` (what `yield from` does). This is how a send starts without a
+    task: it runs synchronously until it would block, and only then does a task finish it."""
+
+    def __init__(self, coro: Coroutine[Any, Any, None], first: Any) -> None:
+        self.coro, self.first = coro, first
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        value = self.first
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:  # cancelled while waiting: pass it in
+                try:
+                    value = self.coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = self.coro.send(sent)
+                except StopIteration:
+                    return
+
+
 class Peer:
-    """One accepted socket: reads through `receive`, writes through a bounded queue."""
+    """One accepted socket: reads through `receive`, writes without blocking anyone.
+
+    A frame for a peer with nothing queued is written at once, in the caller's step: uvicorn
+    only suspends a send while the client's transport is paused (it stopped reading). Only
+    then does the peer get a writer task, which finishes that send and drains the frames
+    queued behind it (at most `queue_limit`, else 1008). A coalesced value (`offer`) waits
+    in a single slot instead, replaced by a newer one: a slow reader never piles them up.
+    """
 
     def __init__(self, ws: WebSocket, *, queue_limit: int, max_message_bytes: int) -> None:
         self.ws = ws
@@ -45,23 +85,69 @@ class Peer:
         self.state = PeerState.OPEN
         self.close_code: int | None = None  # set once CLOSING or CLOSED
         self.closing: asyncio.Task[None] | None = None  # the task sending our close frame
-        self._queue: deque[str] = deque()
-        self._ready = asyncio.Event()
-        self._writer = asyncio.create_task(self._write(), name="ws-writer")
+        self._queue: deque[Message] = deque()
+        self._latest: Message | None = None  # the pending coalesced value, if any
+        self._writer: asyncio.Task[None] | None = None  # only while a send is blocked
 
     @property
     def open(self) -> bool:
         return self.state in (PeerState.HELD, PeerState.OPEN)
 
+    @property
+    def _can_write_now(self) -> bool:
+        return self.state is PeerState.OPEN and self._writer is None and not self._queue
+
     def send(self, frame: str) -> None:
-        """Enqueue a frame; never blocks. Overflow closes this peer with 1008."""
-        if not self.open:
+        """Send a text frame in order; never blocks. Overflow closes this peer with 1008."""
+        self.send_message(text_message(frame))
+
+    def send_message(self, message: Message) -> None:
+        if self._can_write_now:
+            self._write_now(message)
+        elif self.open:
+            if len(self._queue) >= self.queue_limit:
+                self.close(Close.POLICY, "too slow: send queue overflowed")
+                return
+            self._queue.append(message)
+
+    def offer(self, message: Message) -> None:
+        """Send the latest value of a coalesced topic; an older value still waiting is
+        replaced rather than queued behind."""
+        if self._can_write_now and self._latest is None:
+            self._write_now(message)
+        elif self.open:
+            self._latest = message
+
+    def _write_now(self, message: Message) -> None:
+        coro = self.ws.send(message)
+        try:
+            blocked_on = coro.send(None)
+        except StopIteration:
+            return  # written: no task, no switch
+        except Exception as exc:  # the client is gone; the reader will see it
+            log.debug("send failed: %r", exc)
             return
-        if len(self._queue) >= self.queue_limit:
-            self.close(Close.POLICY, "too slow: send queue overflowed")
-            return
-        self._queue.append(frame)
-        self._ready.set()
+        self._writer = asyncio.create_task(
+            self._drain(_Resumed(coro, blocked_on)), name="ws-writer"
+        )
+
+    async def _drain(self, blocked: _Resumed) -> None:
+        try:
+            await blocked
+            while self.state is PeerState.OPEN:
+                if self._queue:
+                    message = self._queue.popleft()
+                elif self._latest is not None:
+                    message, self._latest = self._latest, None
+                else:
+                    break
+                await self.ws.send(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the client went away mid-send; the reader will see it
+            log.debug("writer stopped: %r", exc)
+        finally:
+            self._writer = None
 
     def hold(self) -> None:
         """Queue frames without writing them until `release` (so a welcome can go first)."""
@@ -69,26 +155,37 @@ class Peer:
             self.state = PeerState.HELD
 
     def release(self, first: str | None = None) -> None:
-        """Write `first`, then everything queued while held."""
+        """Write `first`, then everything queued while held, in order."""
         if self.state is not PeerState.HELD:
             return
-        if first is not None:
-            self._queue.appendleft(first)
+        held = list(self._queue)
+        self._queue.clear()
         self.state = PeerState.OPEN
-        self._ready.set()
+        for message in [text_message(first)] if first is not None else []:
+            self.send_message(message)
+        for message in held:
+            self.send_message(message)
 
     def close(self, code: int, reason: str = "") -> None:
         """Close now: pending frames are dropped, the close frame goes out at once."""
         if not self.open:
             return
         self.state, self.close_code = PeerState.CLOSING, code
-        self._writer.cancel()
+        self._stop_writer()
         self.closing = asyncio.create_task(self._close(code, reason), name="ws-close")
+
+    def _stop_writer(self) -> None:
+        self._queue.clear()
+        self._latest = None
+        if self._writer is not None:
+            self._writer.cancel()
 
     async def _close(self, code: int, reason: str) -> None:
         # A client that does not read cannot receive the close frame either: it goes out
         # when the client reads again, or uvicorn's ping timeout tears the connection down.
         try:
+            if self._writer is not None:  # a cancelled send must finish unwinding first
+                await asyncio.gather(self._writer, return_exceptions=True)
             await asyncio.wait_for(self.ws.close(code, reason), timeout=CLOSE_TIMEOUT)
         except Exception as exc:  # the client may already be gone; nothing left to do
             log.debug("close %s failed: %r", code, exc)
@@ -97,7 +194,7 @@ class Peer:
 
     def _closed_by_client(self, code: int) -> None:
         self.state, self.close_code = PeerState.CLOSED, self.close_code or code
-        self._writer.cancel()
+        self._stop_writer()
 
     async def receive(self, *, text_only: bool = True) -> str | None:
         """The next text frame, or None once the socket is closed (by either side).
@@ -131,25 +228,13 @@ class Peer:
         return text is not None and len(text) * 4 > limit and len(text.encode()) > limit
 
     async def finish(self) -> None:
-        """Close (1000 unless closed already), stop the writer, wait for the close frame."""
+        """Close (1000 unless closed already) and wait for the close frame to go out."""
         self.close(Close.NORMAL)
-        self._writer.cancel()
+        self._stop_writer()
         for task in (self._writer, self.closing):
             if task is not None:
                 await asyncio.gather(task, return_exceptions=True)
         self.state = PeerState.CLOSED
-
-    async def _write(self) -> None:
-        try:
-            while True:
-                while self.state is PeerState.HELD or not self._queue:
-                    self._ready.clear()
-                    await self._ready.wait()
-                await self.ws.send_text(self._queue.popleft())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the client went away mid-send; the reader will see it
-            log.debug("writer stopped: %r", exc)
 
 
 Render = Callable[[str, str], str]  # (topic, frame from the broker) -> frame for the peers
@@ -161,20 +246,43 @@ class Delivery:
     it, and a later subscription asking for another is a bug (ValueError)."""
 
     render: Render | None = None  # encode once per frame for every peer; None: as published
-    coalesce: bool = False  # at most one frame per window, always ending on the latest
+    coalesce: bool = False  # only the latest value matters (see `_Topic` for the rounds)
 
 
 AS_PUBLISHED = Delivery()
+ROUND_CHUNK = 1000  # peers sent to per loop step in a coalesced round, so I/O interleaves
+MAX_DELAY = 2.0  # seconds a coalesced value may wait under sustained churn
 
 
 @dataclass
 class _Topic:
+    """One topic's local peers, and for a coalesced topic the rounds that update them.
+
+    A coalesced topic (the /counter count) sends each peer only the latest value, in rounds.
+    A round starts when the topic has been quiet for a window (the first change after a
+    quiet spell goes out at once; the last one a window after the churn stops), when the
+    changes since the last round number at least the peers to update (each change "pays"
+    for one frame: under a storm of joins, rounds come at doubling sizes and total frames
+    stay within a small multiple of the joins), or when a value has waited MAX_DELAY.
+    A peer that has never been sent a value gets the latest at once, alone. A round sends
+    ROUND_CHUNK peers per loop step, so handshakes and requests run between its chunks.
+    """
+
     delivery: Delivery
     unsubscribe: Callable[[], None] = lambda: None
-    peers: dict[Peer, str | None] = field(default_factory=dict)  # peer -> last coalesced frame
-    latest: str | None = None
-    last_flush: float = float("-inf")
+    peers: dict[Peer, str | None] = field(default_factory=dict)  # peer -> last text it got
+    latest: Message | None = None
+    changes: int = 0  # since the last round began
+    first_change: float = 0.0  # the oldest change no round has sent yet
+    last_change: float = float("-inf")
+    last_round: float = float("-inf")
     timer: asyncio.TimerHandle | None = None
+    round: list[Peer] | None = None  # the peers a round in progress has still to visit
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.round = None
 
 
 class Registry:
@@ -225,8 +333,7 @@ class Registry:
             t.peers.pop(peer, None)
             if not t.peers and self._topics.get(topic) is t:
                 t.unsubscribe()
-                if t.timer:
-                    t.timer.cancel()
+                t.stop()
                 del self._topics[topic]
 
     def _deliver(self, topic: str, frame: str) -> None:
@@ -235,28 +342,71 @@ class Registry:
             return
         render = t.delivery.render
         rendered = render(topic, frame) if render else frame  # encoded once for every peer
+        message = text_message(rendered)  # one message object for every peer
         if not t.delivery.coalesce:
             for peer in tuple(t.peers):
-                peer.send(rendered)
+                peer.send_message(message)
             return
-        t.latest = rendered
-        if t.timer is None:
-            delay = t.last_flush + self.window - time.monotonic()
-            if delay <= 0:
-                self._flush(t)
-            else:
-                t.timer = asyncio.get_running_loop().call_later(delay, self._flush, t)
+        now = time.monotonic()
+        was_quiet = now - t.last_change >= self.window
+        t.latest, t.last_change = message, now
+        if t.changes == 0:
+            t.first_change = now
+        t.changes += 1
+        if t.round is not None:
+            return  # the round in progress sends the newest value to the peers it has left
+        if was_quiet and now - t.last_round >= self.window:
+            self._start_round(t)
+            return
+        for peer, last in t.peers.items():  # newcomers get the value at once, alone
+            if last is None:
+                t.peers[peer] = rendered
+                peer.offer(message)
+        if t.changes >= len(t.peers) and now - t.last_round >= self.window:
+            self._start_round(t)
+        elif t.timer is None:
+            self._arm(t, now)
 
-    def _flush(self, t: _Topic) -> None:
+    def _arm(self, t: _Topic, now: float) -> None:
+        """Wake up when the topic will have been quiet for a window, or at MAX_DELAY."""
+        due = min(t.last_change + self.window, t.first_change + MAX_DELAY)
+        t.timer = asyncio.get_running_loop().call_later(max(0.0, due - now), self._tick, t)
+
+    def _tick(self, t: _Topic) -> None:
         t.timer = None
-        t.last_flush = time.monotonic()
-        latest = t.latest
-        if latest is None:
+        if t.round is not None or t.changes == 0:
             return
-        for peer, last in tuple(t.peers.items()):
-            if last != latest:  # a peer that already shows this value gets nothing
-                t.peers[peer] = latest
-                peer.send(latest)
+        now = time.monotonic()
+        if now >= t.last_change + self.window or now >= t.first_change + MAX_DELAY:
+            self._start_round(t)
+        else:
+            self._arm(t, now)
+
+    def _start_round(self, t: _Topic) -> None:
+        if t.timer is not None:
+            t.timer.cancel()
+            t.timer = None
+        t.changes, t.last_round = 0, time.monotonic()
+        t.round = list(t.peers)
+        self._continue_round(t)
+
+    def _continue_round(self, t: _Topic) -> None:
+        if t.round is None or t.latest is None:
+            return
+        message = t.latest
+        text = message["text"]
+        chunk, t.round = t.round[-ROUND_CHUNK:], t.round[:-ROUND_CHUNK]
+        for peer in chunk:
+            if t.peers.get(peer, text) != text:  # gone, or already showing it: nothing
+                t.peers[peer] = text
+                peer.offer(message)
+        if t.round:
+            asyncio.get_running_loop().call_soon(self._continue_round, t)
+            return
+        t.round = None
+        if t.changes:  # values arrived during the round: the peers it visited first need them
+            t.first_change = t.last_round
+            self._arm(t, time.monotonic())
 
     def close_all(self, code: int, reason: str) -> list[asyncio.Task[None]]:
         """Close every open peer; returns the tasks sending their close frames."""

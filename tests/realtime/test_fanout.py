@@ -21,10 +21,11 @@ class RecordingSocket:
     async def accept(self) -> None:
         return None
 
-    async def send_text(self, frame: str) -> None:
+    async def send(self, message: dict[str, Any]) -> None:
+        """An ASGI websocket.send; like uvicorn's, it suspends only while it cannot write."""
         if self.stuck:
             await asyncio.Event().wait()
-        self.frames.append(frame)
+        self.frames.append(message["text"])
         await changed()
 
     async def close(self, code: int, reason: str) -> None:
@@ -198,3 +199,67 @@ async def test_registry_closes_every_peer_it_tracks() -> None:
     for c in contexts:
         await c.__aexit__(None, None, None)
     assert registry.open_peers == 0 and all(s.frames == [] for s in sockets)
+
+
+async def test_writable_peers_are_written_without_a_task() -> None:
+    """A broadcast to peers that keep up creates no task at all (no switch per frame)."""
+    broker = MemoryBroker()
+    registry = make_registry(broker)
+    sockets = [RecordingSocket() for _ in range(100)]
+    peers = [make_peer(s) for s in sockets]
+    with ExitStack() as stack:
+        for p in peers:
+            stack.enter_context(registry.subscription("t", p))
+        before = len(asyncio.all_tasks())
+        await broker.publish("t", "hi")
+        assert len(asyncio.all_tasks()) == before
+        assert all(s.frames == ["hi"] for s in sockets)  # written in the publisher's step
+    for p in peers:
+        await p.finish()
+
+
+class GatedSocket(RecordingSocket):
+    """A client that stops reading until `gate` is set (uvicorn's send then suspends)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.gate.wait()
+        await super().send(message)
+
+
+async def test_a_slow_reader_of_a_coalesced_topic_gets_only_the_latest_value() -> None:
+    """Values offered while a peer cannot write replace each other: no queue, no 1008."""
+    broker = MemoryBroker()
+    registry = make_registry(broker)
+    slow = GatedSocket()
+    peer = make_peer(slow, limit=2)
+    with registry.subscription("c", peer, COALESCED):
+        for i in range(1, 50):
+            await broker.publish("c", str(i))
+            await asyncio.sleep(0)  # let each round run: every value reaches the peer
+        slow.gate.set()
+        await until(lambda: slow.frames[-1:] == ["49"])
+    assert slow.frames == ["1", "49"] and slow.closed is None
+    await peer.finish()
+
+
+async def test_a_join_storm_costs_a_small_multiple_of_the_joins_in_frames() -> None:
+    """1,000 peers join one by one, each join changing the count: every peer ends on the
+    true count, and all of them together receive at most 3 frames per join."""
+    broker = MemoryBroker()
+    registry = make_registry(broker, window_ms=20)
+    sockets = [RecordingSocket() for _ in range(1000)]
+    peers = [make_peer(s) for s in sockets]
+    with ExitStack() as stack:
+        for n, p in enumerate(peers, 1):
+            stack.enter_context(registry.subscription("c", p, COALESCED))
+            await broker.publish("c", str(n))
+        await until(lambda: all(s.frames[-1:] == ["1000"] for s in sockets))
+    frames = sum(len(s.frames) for s in sockets)
+    assert frames <= 3 * len(peers), frames
+    assert all(s.frames[0] for s in sockets)  # every newcomer got a value when it joined
+    for p in peers:
+        await p.finish()
