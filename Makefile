@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check clean install schema client
+.PHONY: run test check clean install schema client bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,10 +31,14 @@ client: schema
 		--config clients/openapi-python-client.yaml --meta none \
 		--output-path clients/python/catalog_client --overwrite
 
-## check: format, lint and type-check src, scripts and tests
+## bench: measure HTTP and WebSocket against the references; writes docs/BENCHMARKS.md
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+## check: format, lint and type-check src, scripts, tests and bench
 check: $(STAMP)
-	$(BIN)/ruff format --check src tests scripts
-	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts bench
+	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/mypy
 
 clean:

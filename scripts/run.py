@@ -48,6 +48,10 @@ def main() -> int:
             ws_max_size=settings.WS_MAX_MESSAGE_BYTES,
             ws_ping_interval=settings.WS_PING_INTERVAL,
             ws_ping_timeout=settings.WS_PING_INTERVAL,
+            # Frames here are tiny (counts, short lines): compression saves a few bytes each
+            # and costs ~33 KiB per connection and a compression per socket per frame
+            # (docs/BENCHMARKS.md, "permessage-deflate").
+            ws_per_message_deflate=False,
             timeout_graceful_shutdown=5,
         )
     finally:

@@ -250,27 +250,37 @@ class Delivery:
 
 
 AS_PUBLISHED = Delivery()
-ROUND_CHUNK = 1000  # peers sent to per loop step in a coalesced round, so I/O interleaves
-MAX_DELAY = 2.0  # seconds a coalesced value may wait under sustained churn
+ROUND_CHUNK = 250  # peers sent to per loop step in a coalesced round, so I/O interleaves
+CHANGES_PER_FRAME = 2  # changes that pay for one frame per peer in a round
+QUIET_PER_PEER = 20e-6  # seconds of quiet asked per peer before a round nobody paid for
+# Under churn that never pauses a value waits at most this long: 2 s, or 2 ms per peer (a
+# round costs ~15 us per peer, so such rounds take under 1% of a core whatever the crowd).
+MAX_DELAY, MAX_DELAY_PER_PEER = 2.0, 2e-3
 
 
 @dataclass
 class _Topic:
     """One topic's local peers, and for a coalesced topic the rounds that update them.
 
-    A coalesced topic (the /counter count) sends each peer only the latest value, in rounds.
-    A round starts when the topic has been quiet for a window (the first change after a
-    quiet spell goes out at once; the last one a window after the churn stops), when the
-    changes since the last round number at least the peers to update (each change "pays"
-    for one frame: under a storm of joins, rounds come at doubling sizes and total frames
-    stay within a small multiple of the joins), or when a value has waited MAX_DELAY.
-    A peer that has never been sent a value gets the latest at once, alone. A round sends
-    ROUND_CHUNK peers per loop step, so handshakes and requests run between its chunks.
+    A coalesced topic (the /counter count) sends each peer only the latest value, in rounds
+    over all its peers; a peer that has never been sent a value gets the latest at once,
+    alone (O(1) per change: `fresh`). A round starts:
+    - when the changes since the last round number at least CHANGES_PER_FRAME per peer
+      (two changes pay for one frame: under a storm of joins rounds come at tripling
+      sizes, so the storm costs one frame per join for newcomers, at most half a frame per
+      join for rounds, and one final round: well under 3 frames per join in all);
+    - when the topic has been quiet for `quiet` (the window, or 20 us per peer if longer,
+      so a round's cost is paid by a pause of similar size): the first change after such
+      a pause goes out at once, and the last change of a burst that long after it;
+    - when a change has waited `max_delay` (churn that never pauses long enough).
+    A round sends ROUND_CHUNK peers per loop step, so handshakes and requests run between
+    its chunks; a value that changes meanwhile reaches the peers the round has not visited.
     """
 
     delivery: Delivery
     unsubscribe: Callable[[], None] = lambda: None
     peers: dict[Peer, str | None] = field(default_factory=dict)  # peer -> last text it got
+    fresh: set[Peer] = field(default_factory=set)  # peers no value has been sent to yet
     latest: Message | None = None
     changes: int = 0  # since the last round began
     first_change: float = 0.0  # the oldest change no round has sent yet
@@ -327,10 +337,13 @@ class Registry:
         elif t.delivery != delivery:
             raise ValueError(f"topic {topic!r} is delivered as {t.delivery}, not {delivery}")
         t.peers[peer] = None
+        if delivery.coalesce:
+            t.fresh.add(peer)
         try:
             yield
         finally:
             t.peers.pop(peer, None)
+            t.fresh.discard(peer)
             if not t.peers and self._topics.get(topic) is t:
                 t.unsubscribe()
                 t.stop()
@@ -348,28 +361,33 @@ class Registry:
                 peer.send_message(message)
             return
         now = time.monotonic()
-        was_quiet = now - t.last_change >= self.window
+        quiet_before, quiet = now - t.last_change, self._quiet(t)
         t.latest, t.last_change = message, now
         if t.changes == 0:
             t.first_change = now
         t.changes += 1
+        for peer in t.fresh:  # newcomers get the value at once, alone
+            t.peers[peer] = rendered
+            peer.offer(message)
+        t.fresh.clear()
         if t.round is not None:
             return  # the round in progress sends the newest value to the peers it has left
-        if was_quiet and now - t.last_round >= self.window:
-            self._start_round(t)
-            return
-        for peer, last in t.peers.items():  # newcomers get the value at once, alone
-            if last is None:
-                t.peers[peer] = rendered
-                peer.offer(message)
-        if t.changes >= len(t.peers) and now - t.last_round >= self.window:
+        since_round = now - t.last_round
+        paid = t.changes >= CHANGES_PER_FRAME * len(t.peers) and since_round >= self.window
+        if paid or (quiet_before >= quiet and since_round >= quiet):
             self._start_round(t)
         elif t.timer is None:
             self._arm(t, now)
 
+    def _quiet(self, t: _Topic) -> float:
+        return max(self.window, len(t.peers) * QUIET_PER_PEER)
+
+    def _max_delay(self, t: _Topic) -> float:
+        return max(MAX_DELAY, len(t.peers) * MAX_DELAY_PER_PEER)
+
     def _arm(self, t: _Topic, now: float) -> None:
-        """Wake up when the topic will have been quiet for a window, or at MAX_DELAY."""
-        due = min(t.last_change + self.window, t.first_change + MAX_DELAY)
+        """Wake up when the topic will have been quiet long enough, or at its max delay."""
+        due = min(t.last_change + self._quiet(t), t.first_change + self._max_delay(t))
         t.timer = asyncio.get_running_loop().call_later(max(0.0, due - now), self._tick, t)
 
     def _tick(self, t: _Topic) -> None:
@@ -377,7 +395,7 @@ class Registry:
         if t.round is not None or t.changes == 0:
             return
         now = time.monotonic()
-        if now >= t.last_change + self.window or now >= t.first_change + MAX_DELAY:
+        if now >= t.last_change + self._quiet(t) or now >= t.first_change + self._max_delay(t):
             self._start_round(t)
         else:
             self._arm(t, now)

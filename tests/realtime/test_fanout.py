@@ -242,7 +242,9 @@ async def test_a_slow_reader_of_a_coalesced_topic_gets_only_the_latest_value() -
             await asyncio.sleep(0)  # let each round run: every value reaches the peer
         slow.gate.set()
         await until(lambda: slow.frames[-1:] == ["49"])
-    assert slow.frames == ["1", "49"] and slow.closed is None
+    # The blocked first value, then only the latest (at most one more caught mid-way).
+    assert slow.frames[0] == "1" and slow.frames[-1] == "49" and len(slow.frames) <= 3
+    assert slow.closed is None
     await peer.finish()
 
 

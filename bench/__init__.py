@@ -1,0 +1,1 @@
+"""`make bench`: this service against reference implementations, side by side, in one run."""
