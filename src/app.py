@@ -6,14 +6,13 @@ import logging
 from collections.abc import AsyncGenerator
 from functools import partial
 
-import asyncpg
 from lihil import Lihil
 from lihil.config import AppConfig, OASConfig
 
 from src import errors, lihil_patches  # noqa: F401  (registers the problem solver; patches)
 from src.catalog.routes import build_routes
 from src.config import Settings, load_settings
-from src.db.pool import open_pool, pool_not_ready
+from src.db.pool import Database, database_not_ready, open_pool
 from src.db.setup import prepare_database
 from src.edge import RouteTable, edge_middlewares, quiet_denied_handshakes
 from src.openapi import openapi_document
@@ -30,13 +29,15 @@ VERSION = "0.1.0"
 
 
 # Garbage collection of a serving process. Every WebSocket connection holds a few hundred
-# container objects; with CPython's default thresholds (700, 10, 10) a storm of 5,000
-# handshakes spent a third of its time in the collector and /health waited up to 750 ms
-# (p99) behind its pauses. Measured on one 5,000-client storm (docs/BENCHMARKS.md):
-# defaults 6.1 s and 748 ms; freeze only 4.6 s and 481 ms; these thresholds 3.1 s and
-# 97 ms; the collector off 2.8 s and 69 ms. Cycles are still collected, just in fewer and
-# larger batches (a full collection about every 100 million allocations).
-GC_THRESHOLDS = (50_000, 20, 100)
+# container objects, and with CPython's default thresholds (700, 10, 10) the collector kept
+# re-scanning them: a storm of 5,000 handshakes took 6.1 s with /health at 748 ms p99.
+# Freezing what start-up built took that to 4.6 s and 481 ms. Larger thresholds help only
+# while the young generations stay small. (50,000, 20, 100) made 3.1 s and 97 ms at 5,000,
+# but at 10,000 its gen-1 collections scanned a million objects: 600-800 ms pauses.
+# (2,000, 10, 1,000) keeps each young collection under ~40 ms at 10,000 clients (echo storm
+# /health p99 88-107 ms) and leaves full collections rare: about every 20 million
+# allocations, each pausing in proportion to the live connections (docs/BENCHMARKS.md).
+GC_THRESHOLDS = (2_000, 10, 1_000)
 
 
 def tune_gc() -> None:
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
             async with pool.acquire() as conn:
                 if await prepare_database(conn, seed=settings.SEED_DEMO_DATA):  # type: ignore[arg-type]
                     log.info("loaded the demo catalog")
-            app.graph.register_singleton(pool, asyncpg.Pool)
+            app.graph.register_singleton(Database(pool), Database)
             await broker.start()
             try:
                 close_peers_on_signals(registry)
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
     app.graph.register_singleton(settings, Settings)
     app.graph.register_singleton(broker, Broker)
     app.graph.register_singleton(registry, Registry)
-    app.graph.node(pool_not_ready)
+    app.graph.node(database_not_ready)
     asyncapi = partial(
         build_asyncapi,
         VERSION,

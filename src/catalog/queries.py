@@ -12,10 +12,10 @@ from typing import Any
 import asyncpg
 
 from src.catalog.models import Brand, Product, ProductIn, ProductPage
-from src.db.pool import database_call
+from src.db.pool import Database, database_call
 from src.errors import UnknownBrand
 
-Executor = asyncpg.Connection | asyncpg.Pool  # both have fetch / fetchrow / fetchval
+Executor = asyncpg.Connection | asyncpg.Pool | Database  # each has fetch, fetchrow, fetchval
 
 
 @database_call

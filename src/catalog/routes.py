@@ -7,7 +7,6 @@ it; its tag is given where the routes are built.
 from datetime import datetime
 from typing import Annotated
 
-import asyncpg
 import msgspec
 from lihil import Empty, Param, Route, status
 from lihil.vendors import Response
@@ -23,7 +22,7 @@ from src.catalog.models import (
     ServerTime,
     decode_product_in,
 )
-from src.db.pool import Conn, ping
+from src.db.pool import Conn, Database, ping
 from src.errors import DatabaseUnavailable, InvalidRequest, NotFound, UnknownBrand
 from src.openapi import operation
 
@@ -49,24 +48,24 @@ async def get_time() -> ServerTime:
 
 
 @operation("listBrands", "List brands", DatabaseUnavailable)
-async def list_brands(pool: asyncpg.Pool) -> list[Brand]:
+async def list_brands(db: Database) -> list[Brand]:
     """Every brand, by id."""
-    return await queries.list_brands(pool)
+    return await queries.list_brands(db)
 
 
 @operation("getBrand", "Get a brand", NotFound, *DATA)
-async def get_brand(brand_id: BrandId, pool: asyncpg.Pool) -> Brand:
+async def get_brand(brand_id: BrandId, db: Database) -> Brand:
     """One brand by id."""
-    brand = await queries.fetch_brand(pool, brand_id=brand_id)
+    brand = await queries.fetch_brand(db, brand_id=brand_id)
     if brand is None:
         raise NotFound(f"brand {brand_id} does not exist")
     return brand
 
 
 @operation("getProduct", "Get a product", NotFound, *DATA)
-async def get_product(product_id: ProductId, pool: asyncpg.Pool) -> Product:
+async def get_product(product_id: ProductId, db: Database) -> Product:
     """One product by id."""
-    product = await queries.fetch_product(pool, product_id=product_id)
+    product = await queries.fetch_product(db, product_id=product_id)
     if product is None:
         raise NotFound(f"product {product_id} does not exist")
     return product
@@ -74,7 +73,7 @@ async def get_product(product_id: ProductId, pool: asyncpg.Pool) -> Product:
 
 @operation("listProducts", "List products", *DATA)
 async def list_products(
-    pool: asyncpg.Pool,
+    db: Database,
     # LIHIL TRAP (Optional query parameters accept null): absent is 0, not None; with an
     # Optional type lihil would accept `?brand_id=null`.
     brand_id: Annotated[
@@ -92,7 +91,7 @@ async def list_products(
     ] = 0,
 ) -> ProductPage:
     """Products by ascending id, one keyset page at a time, optionally of one brand."""
-    return await queries.list_products(pool, brand_id=brand_id or None, after=after, limit=limit)
+    return await queries.list_products(db, brand_id=brand_id or None, after=after, limit=limit)
 
 
 @operation("createProduct", "Create a product", *WRITE)
@@ -137,9 +136,9 @@ async def health() -> Health:
 
 
 @operation("getReady", "Readiness", DatabaseUnavailable)
-async def ready(pool: asyncpg.Pool) -> Health:
+async def ready(db: Database) -> Health:
     """Readiness: 200 when the database answers, 503 when it does not."""
-    await ping(pool)  # DatabaseUnavailable (503) when it does not; the log has the details
+    await ping(db)  # DatabaseUnavailable (503) when it does not; the log has the details
     return Health(status="ready")
 
 

@@ -1,4 +1,4 @@
-"""The database boundary: the asyncpg pool's lifecycle, the DI factories that hand it to
+"""The database boundary: the asyncpg pool's lifecycle, the `Database` that DI hands to
 routes, and the one place asyncpg's connection errors become `DatabaseUnavailable`.
 
 Only a lost, refused or unanswered connection is an outage (503). Anything else asyncpg
@@ -6,12 +6,13 @@ raises (an argument it cannot encode, "another operation is in progress", a miss
 file) is a bug or a misconfiguration and stays an exception: a 500 with its traceback.
 """
 
+import asyncio
 import functools
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import Annotated, ParamSpec, TypeVar
+from contextlib import asynccontextmanager, contextmanager
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import asyncpg
 from lihil import Ignore, use
@@ -115,29 +116,68 @@ def redact(dsn: str) -> str:
     return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
 
 
-@database_call
-async def ping(pool: asyncpg.Pool) -> None:
-    """Raises DatabaseUnavailable unless PostgreSQL answers within two seconds."""
-    await pool.fetchval("SELECT 1", timeout=2)
+class Database:
+    """The pool as routes get it (injected by type): connections go to requests first come,
+    first served.
 
-
-def pool_not_ready() -> asyncpg.Pool:
-    """Declares `asyncpg.Pool` to the DI graph before the lifespan registers the real one.
-
-    LIHIL TRAP (the lifespan must run): routes resolve the pool only after start-up; this
-    placeholder lets lihil set up routes and build the OpenAPI schema offline.
+    asyncpg's pool waits on an asyncio.Queue, which lets a newcomer take a connection that
+    was just handed to a waiting request; the waiter then queues again at the back. With
+    200 concurrent requests on 6 connections that starved some requests: GET /brands had a
+    p99 of 1.04 s at a p50 of 71 ms. A fair semaphore (asyncio's serves its waiters in
+    order) in front of the pool gives turns in arrival order; the pool never waits.
     """
-    raise RuntimeError("the asyncpg pool is not open: did the app's lifespan run?")
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._turns = asyncio.Semaphore(pool.get_max_size())
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._turns:
+            return await self.pool.fetch(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        async with self._turns:
+            return await self.pool.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+        async with self._turns:
+            return await self.pool.fetchval(query, *args, timeout=timeout)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        async with self._turns:
+            return await self.pool.execute(query, *args)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """One connection, held for the block (a request's writes)."""
+        async with self._turns:
+            with outage_boundary():
+                conn = await self.pool.acquire()
+            try:
+                yield conn  # type: ignore[misc]  # a PoolConnectionProxy stands in for a Connection
+            finally:
+                await self.pool.release(conn)
 
 
-async def get_conn(pool: asyncpg.Pool) -> Ignore[AsyncIterator[asyncpg.Connection]]:
+@database_call
+async def ping(db: Database) -> None:
+    """Raises DatabaseUnavailable unless PostgreSQL answers within two seconds."""
+    await db.fetchval("SELECT 1", timeout=2)
+
+
+def database_not_ready() -> Database:
+    """Declares `Database` to the DI graph before the lifespan registers the real one.
+
+    LIHIL TRAP (the lifespan must run): routes resolve the database only after start-up;
+    this placeholder lets lihil set up routes and build the OpenAPI schema offline.
+    """
+    raise RuntimeError("the database pool is not open: did the app's lifespan run?")
+
+
+async def get_conn(db: Database) -> Ignore[AsyncIterator[asyncpg.Connection]]:
     """One pooled connection for the length of a request, released after the response."""
-    with outage_boundary():
-        conn = await pool.acquire()
-    try:
-        yield conn  # type: ignore[misc]  # a PoolConnectionProxy stands in for a Connection
-    finally:
-        await pool.release(conn)
+    async with db.connection() as conn:
+        yield conn
 
 
 Conn = Annotated[asyncpg.Connection, use(get_conn)]

@@ -39,3 +39,32 @@ def test_http_smoke_writes_a_report(tmp_path: Path) -> None:
     assert "\nMachine: " in report
     assert "| target | measured | limit | verdict |" in report
     assert "wrk command: `wrk -t1 -c10 -d1s --latency" in report
+
+
+WS_TARGETS = [
+    "connect time ours /counter ÷ ours /ws/echo",
+    "frames received ÷ N",
+    "frames per CPU-s ours ÷ bare loop",
+    "RSS per connection ours ÷ bare uvicorn",
+]
+
+
+@pytest.mark.timeout(330)
+def test_websocket_smoke_writes_a_report(tmp_path: Path) -> None:
+    """`python -m bench --smoke --only ws`: every server and the load client run, a storm of
+    50 converges on ours, and the report has the WebSocket targets."""
+    out = tmp_path / "BENCHMARKS.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--only", "ws", "--out", str(out)],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = out.read_text()
+    for target in WS_TARGETS:
+        assert target in report, target
+    assert "| ours /counter |" in report and "did not converge" not in report

@@ -1,12 +1,13 @@
 """The database boundary: which asyncpg errors are an outage (503), and which stay bugs."""
 
+import asyncio
 import socket
 
 import asyncpg
 import pytest
 
 from src.catalog import queries
-from src.db.pool import is_connection_lost, outage_boundary, redact
+from src.db.pool import Database, is_connection_lost, keep_session, outage_boundary, redact
 from src.errors import DatabaseUnavailable
 
 
@@ -79,3 +80,33 @@ async def test_argument_asyncpg_cannot_encode_stays_a_bug(database_url: str) -> 
 def test_redact_hides_only_the_password(dsn: str, shown: str) -> None:
     """Messages and logs name the database without its password."""
     assert redact(dsn) == shown
+
+
+async def test_a_newcomer_cannot_take_the_connection_a_waiter_is_next_for(
+    database_url: str,
+) -> None:
+    """Pool of one: while a request holds it, another waits; a newcomer that runs just as
+    it is released must queue behind the waiter. (asyncpg's queue alone hands it to the
+    newcomer and sends the waiter to the back: under load some requests starved.)"""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1, reset=keep_session)
+    db = Database(pool)
+    served: list[str] = []
+
+    async def query(name: str) -> None:
+        await db.fetchval("SELECT 1")
+        served.append(name)
+
+    try:
+        async with db.connection():
+            waiter = asyncio.create_task(query("waiter"))
+            for _ in range(3):  # scheduling steps (not a wait): the waiter reaches its queue
+                await asyncio.sleep(0)
+            # The newcomer's first step runs after the release hands the connection on.
+            newcomer: list[asyncio.Task[None]] = []
+            asyncio.get_running_loop().call_soon(
+                lambda: newcomer.append(asyncio.create_task(query("newcomer")))
+            )
+        await asyncio.wait_for(asyncio.gather(waiter, *newcomer), 10)
+    finally:
+        await pool.close()
+    assert served == ["waiter", "newcomer"]
