@@ -177,8 +177,7 @@ class ProblemMiddleware:
             nonlocal started, replaced
             if message["type"] == "http.response.start":
                 started = True
-                ctype = dict(message.get("headers", ())).get(b"content-type", b"")
-                if message["status"] in (404, 405) and ctype.startswith(b"text/plain"):
+                if message["status"] in (404, 405) and _plain_text(message):
                     replaced = True
                     problem, headers = self._routing_problem(scope, message["status"])
                     await problem_response(problem, headers)(scope, receive, send)
@@ -206,6 +205,11 @@ class ProblemMiddleware:
         return Problem("method-not-allowed", "Method not allowed", 405, detail, path), {
             "Allow": allow
         }
+
+
+def _plain_text(message: dict[str, Any]) -> bool:
+    ctype = dict(message.get("headers", ())).get(b"content-type", b"")
+    return bool(ctype.startswith(b"text/plain"))
 
 
 def edge_middlewares(

@@ -11,32 +11,50 @@ from typing import Any
 
 import asyncpg
 
-from src.catalog.models import Brand, Product, ProductIn, ProductPage
+from src.catalog.models import Product, ProductIn, ProductPage
 from src.db.pool import Database, database_call
 from src.errors import UnknownBrand
 
 Executor = asyncpg.Connection | asyncpg.Pool | Database  # each has fetch, fetchrow, fetchval
 
 
-@database_call
-async def list_brands(db: Executor) -> list[Brand]:
-    rows = await db.fetch("SELECT brand_id, brand_name FROM brand ORDER BY brand_id")
-    return [Brand(*r) for r in rows]
+# The read endpoints' bodies are built by PostgreSQL (row_to_json, json_agg) and passed
+# through as they come: no Record, Struct or encoding per request in Python. The SQL names
+# the same columns, in the same order, as the Structs in models.py describe.
 
 
 @database_call
-async def fetch_brand(db: Executor, *, brand_id: int) -> Brand | None:
-    row = await db.fetchrow("SELECT brand_id, brand_name FROM brand WHERE brand_id = $1", brand_id)
-    return Brand(*row) if row else None
+async def brands_json(db: Executor) -> str:
+    """Every brand by id, as the JSON array GET /brands answers."""
+    text: str = await db.fetchval(
+        """
+        SELECT coalesce(json_agg(b ORDER BY b.brand_id), '[]')::text
+        FROM (SELECT brand_id, brand_name FROM brand) b
+        """
+    )
+    return text
 
 
 @database_call
-async def fetch_product(db: Executor, *, product_id: int) -> Product | None:
-    row = await db.fetchrow(
-        "SELECT product_id, product_name, brand_id FROM product WHERE product_id = $1",
+async def brand_json(db: Executor, *, brand_id: int) -> str | None:
+    """One brand as JSON, or None."""
+    text: str | None = await db.fetchval(
+        "SELECT row_to_json(b)::text FROM (SELECT brand_id, brand_name FROM brand"
+        " WHERE brand_id = $1) b",
+        brand_id,
+    )
+    return text
+
+
+@database_call
+async def product_json(db: Executor, *, product_id: int) -> str | None:
+    """One product as JSON, or None."""
+    text: str | None = await db.fetchval(
+        "SELECT row_to_json(p)::text FROM (SELECT product_id, product_name, brand_id"
+        " FROM product WHERE product_id = $1) p",
         product_id,
     )
-    return Product(*row) if row else None
+    return text
 
 
 @database_call

@@ -44,6 +44,11 @@ def is_connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
 
 
+def _unavailable(exc: BaseException) -> DatabaseUnavailable:
+    log.warning("database unavailable: %r", exc)
+    return DatabaseUnavailable("the database did not answer; try again shortly")
+
+
 @contextmanager
 def outage_boundary() -> Iterator[None]:
     """Around a call into asyncpg: a lost connection leaves as `DatabaseUnavailable` (logged
@@ -53,17 +58,22 @@ def outage_boundary() -> Iterator[None]:
     except Exception as exc:
         if not is_connection_lost(exc):
             raise
-        log.warning("database unavailable: %r", exc)
-        raise DatabaseUnavailable("the database did not answer; try again shortly") from exc
+        raise _unavailable(exc) from exc
 
 
 def database_call(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Decorates a function that talks to PostgreSQL with the `outage_boundary`."""
+    """Decorates a function that talks to PostgreSQL with the outage boundary (the same
+    translation as `outage_boundary`, without a context manager object per call: this
+    runs on every request)."""
 
     @functools.wraps(fn)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
-        with outage_boundary():
+        try:
             return await fn(*args, **kwargs)
+        except Exception as exc:
+            if not is_connection_lost(exc):
+                raise
+            raise _unavailable(exc) from exc
 
     return call
 

@@ -250,7 +250,7 @@ class Delivery:
 
 
 AS_PUBLISHED = Delivery()
-ROUND_CHUNK = 250  # peers sent to per loop step in a coalesced round, so I/O interleaves
+ROUND_CHUNK = 1000  # peers sent to per loop step in a coalesced round, so I/O interleaves
 CHANGES_PER_FRAME = 2  # changes that pay for one frame per peer in a round
 QUIET_PER_PEER = 20e-6  # seconds of quiet asked per peer before a round nobody paid for
 # Under churn that never pauses a value waits at most this long: 2 s, or 2 ms per peer (a

@@ -54,7 +54,7 @@ async def test_query_on_a_closed_connection_is_unavailable(database_url: str) ->
     conn = await asyncpg.connect(database_url)
     await conn.close()
     with pytest.raises(DatabaseUnavailable):
-        await queries.fetch_brand(conn, brand_id=1)
+        await queries.brand_json(conn, brand_id=1)
 
 
 async def test_argument_asyncpg_cannot_encode_stays_a_bug(database_url: str) -> None:
@@ -62,7 +62,7 @@ async def test_argument_asyncpg_cannot_encode_stays_a_bug(database_url: str) -> 
     conn = await asyncpg.connect(database_url)
     try:
         with pytest.raises(asyncpg.DataError):
-            await queries.fetch_brand(conn, brand_id=2**40)
+            await queries.brand_json(conn, brand_id=2**40)
     finally:
         await conn.close()
 
