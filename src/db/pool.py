@@ -149,9 +149,9 @@ class Database:
         async with self._turns:
             return await self.pool.fetchrow(query, *args)
 
-    async def fetchval(self, query: str, *args: Any, timeout: float | None = None) -> Any:
+    async def fetchval(self, query: str, *args: Any) -> Any:
         async with self._turns:
-            return await self.pool.fetchval(query, *args, timeout=timeout)
+            return await self.pool.fetchval(query, *args)
 
     async def execute(self, query: str, *args: Any) -> str:
         async with self._turns:
@@ -172,7 +172,8 @@ class Database:
 @database_call
 async def ping(db: Database) -> None:
     """Raises DatabaseUnavailable unless PostgreSQL answers within two seconds."""
-    await db.fetchval("SELECT 1", timeout=2)
+    async with asyncio.timeout(2):  # TimeoutError: an outage, like a refused connection
+        await db.fetchval("SELECT 1")
 
 
 def database_not_ready() -> Database:
