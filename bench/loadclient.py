@@ -411,6 +411,17 @@ async def do_join(load: Load, cmd: Join) -> JoinReply:
     latencies, handshakes, leaves = list[float](), list[float](), list[float]()
     after_handshake = list[float]()
     error: str | None = None
+
+    def reply() -> JoinReply:
+        return JoinReply(
+            latencies=latencies,
+            handshakes=handshakes,
+            after_handshake=after_handshake,
+            leaves=leaves,
+            error=error,
+            snapshot=load.snapshot(),
+        )
+
     try:
         for probe in range(cmd.probes):
             await asyncio.sleep(cmd.quiet)  # a quiet spell: the join is the first change
@@ -427,14 +438,7 @@ async def do_join(load: Load, cmd: Join) -> JoinReply:
             except TimeoutError:
                 error = f"probe {probe + 1}: not every client showed {cmd.joined} within "
                 error += f"{cmd.timeout:g} s ({load.matching} of {members + 1} did)"
-                return JoinReply(
-                    latencies=latencies,
-                    handshakes=handshakes,
-                    after_handshake=after_handshake,
-                    leaves=leaves,
-                    error=error,
-                    snapshot=load.snapshot(),
-                )
+                return reply()
             load.leave(newcomer)
             waiter = load.expect(cmd.base, members)
             started = time.monotonic()
@@ -451,14 +455,7 @@ async def do_join(load: Load, cmd: Join) -> JoinReply:
                 load.conns.remove(newcomer)
     finally:
         load.target = None
-    return JoinReply(
-        latencies=latencies,
-        handshakes=handshakes,
-        after_handshake=after_handshake,
-        leaves=leaves,
-        error=error,
-        snapshot=load.snapshot(),
-    )
+    return reply()
 
 
 async def do_broadcast(load: Load, cmd: Broadcast) -> BroadcastReply:

@@ -17,14 +17,11 @@ TARGETS = [
 ]
 
 
-@pytest.mark.skipif(
-    not WRK.exists(), reason="wrk is not installed (/usr/bin/wrk: apt-get install wrk)"
-)
-@pytest.mark.timeout(330)
-def test_http_smoke_writes_a_report(tmp_path: Path) -> None:
+def smoke(only: str, tmp_path: Path) -> str:
+    """Run `python -m bench --smoke --only <only>`; returns the report it wrote."""
     out = tmp_path / "BENCHMARKS.md"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--only", "http", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--smoke", "--only", only, "--out", str(out)],
         cwd=PROJECT_ROOT,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -33,7 +30,15 @@ def test_http_smoke_writes_a_report(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = out.read_text()
+    return out.read_text()
+
+
+@pytest.mark.skipif(
+    not WRK.exists(), reason="wrk is not installed (/usr/bin/wrk: apt-get install wrk)"
+)
+@pytest.mark.timeout(330)
+def test_http_smoke_writes_a_report(tmp_path: Path) -> None:
+    report = smoke("http", tmp_path)
     for target in TARGETS:
         assert f"| {target} | " in report, target
     assert "\nMachine: " in report
@@ -53,18 +58,7 @@ WS_TARGETS = [
 def test_websocket_smoke_writes_a_report(tmp_path: Path) -> None:
     """`python -m bench --smoke --only ws`: every server and the load client run, a storm of
     50 converges on ours, and the report has the WebSocket targets."""
-    out = tmp_path / "BENCHMARKS.md"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--only", "ws", "--out", str(out)],
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = out.read_text()
+    report = smoke("ws", tmp_path)
     for target in WS_TARGETS:
         assert target in report, target
     assert "| ours /counter |" in report and "did not converge" not in report
