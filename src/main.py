@@ -1,11 +1,15 @@
 """The ASGI entry point: `uvicorn src.main:app`.
 
-Importing this module builds the app from the environment and `.env`, and tunes the
-garbage collector for serving (`tune_gc`); everything else (tests, scripts) imports the
-factory from `src.app`, which has no side effects.
+Importing this module builds the app from the environment and `.env`, shows the service's
+log lines beside uvicorn's, and tunes the garbage collector for serving (`tune_gc`);
+everything else (tests, scripts) imports the factory from `src.app`, which has no side
+effects.
 """
 
-from src.app import create_app, tune_gc
+from src.app import create_app, show_logs, tune_gc
+from src.config import load_settings
 
-app = create_app()
+settings = load_settings()
+show_logs(settings.LOG_LEVEL)
+app = create_app(settings)
 tune_gc()
