@@ -55,6 +55,22 @@ def test_inconsistent_settings_are_refused() -> None:
         load_settings(environ={"BROKER": "redis"}, env_file=None)
 
 
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"WORKERS": "2"}, "WORKERS=2 with BROKER=memory"),
+        ({"BROKER": "redis", "REDIS_URL": "redis://127.0.0.1:6379/0"}, "not built yet"),
+    ],
+)
+def test_settings_that_would_serve_wrong_counts_are_refused(
+    environ: dict[str, str], message: str
+) -> None:
+    """Several workers on the in-process broker would each count only their own clients;
+    the Redis broker is not built: both stop start-up, naming the settings."""
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=environ, env_file=None)
+
+
 def test_every_setting_is_documented_in_env_example() -> None:
     """.env.example lists every setting the app reads."""
     example = (Path(__file__).parent.parent / ".env.example").read_text()
