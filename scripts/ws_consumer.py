@@ -16,13 +16,14 @@ import sys
 from datetime import datetime
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import Close
 from websockets.uri import parse_uri
 
 BACKOFF_START = 0.5
 BACKOFF_MAX = 10.0
 FINAL_CODES = {4400, 4403}  # retrying cannot help
+RETRY_STATUSES = {408, 425, 429}  # the 4xx answers that do mean "try again later"
 
 
 def log(text: str) -> None:
@@ -62,6 +63,12 @@ async def consume(url: str, max_messages: int | None) -> int:
         except ConnectionClosed as exc:
             close = exc.rcvd
             log(f"disconnected: {describe(close)}")
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if 400 <= status < 500 and status not in RETRY_STATUSES:  # wrong URL: final
+                log(f"giving up: the server answered HTTP {status} to {url}")
+                return 1
+            log(f"cannot connect to {url}: {exc}")
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             log(f"cannot connect to {url}: {exc or type(exc).__name__}")
         if close is not None and close.code in FINAL_CODES:

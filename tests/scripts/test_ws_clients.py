@@ -97,3 +97,14 @@ def test_consumer_reconnects_after_the_server_restarts(
             consumer.wait_for("stopped", timeout=5)
         finally:
             server.stop(signal.SIGTERM)
+
+
+def test_consumer_gives_up_on_a_path_the_server_does_not_serve(live_server: LiveServer) -> None:
+    """A 404 at the handshake is not transient: one clear line and exit code 1, no retries."""
+    url = f"{live_server.ws}/no/such/path"
+    args = [sys.executable, "-m", "scripts.ws_consumer", url]
+    result = subprocess.run(args, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result
+    output = result.stdout + result.stderr
+    assert "giving up: the server answered HTTP 404" in output
+    assert "retrying" not in output
