@@ -9,7 +9,15 @@ import msgspec
 MAX_ID = 2**31 - 1  # PostgreSQL INT: larger ids can never exist, so they are client errors
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A positive 32-bit id.")]
 Name = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=200, description="1 to 200 characters.")
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        # Unanchored: at least one character besides ASCII spaces, tabs and line breaks. Not
+        # `\S`: JSON Schema's (ECMA-262) and Python's whitespace differ (U+001E, say).
+        pattern=r"[^\t\n\v\f\r ]",
+        description="1 to 200 characters, not only spaces, tabs or line breaks.",
+    ),
 ]
 
 

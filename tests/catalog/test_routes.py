@@ -129,6 +129,7 @@ BAD_BODIES = [
     pytest.param({"json": {"product_name": 5, "brand_id": 1}}, "product_name", id="int-name"),
     pytest.param({"json": {"product_name": "x", "brand_id": "1"}}, "brand_id", id="str-brand"),
     pytest.param({"json": {"product_name": "", "brand_id": 1}}, "product_name", id="empty"),
+    pytest.param({"json": {"product_name": " \t ", "brand_id": 1}}, "product_name", id="blank"),
     pytest.param({"json": {"product_name": "n" * 201, "brand_id": 1}}, "product_name", id="long"),
     pytest.param({"json": {"product_name": "x", "brand_id": 1, "x": 1}}, "x", id="unknown"),
     pytest.param({"json": [1, 2]}, "product", id="array"),
