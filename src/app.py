@@ -8,6 +8,7 @@ from functools import partial
 
 from lihil import Lihil
 from lihil.config import AppConfig, OASConfig
+from uvicorn.logging import DefaultFormatter
 
 from src import errors, lihil_patches  # noqa: F401  (registers the problem solver; patches)
 from src.catalog.routes import build_routes
@@ -52,8 +53,6 @@ def tune_gc() -> None:
 def show_logs(level: str) -> None:
     """For the served process: the service's own log lines ("catalog.*") go where uvicorn's
     go, in its format and at LOG_LEVEL (without this only warnings reached stderr, bare)."""
-    from uvicorn.logging import DefaultFormatter
-
     logger = logging.getLogger("catalog")
     if not logger.handlers:
         handler = logging.StreamHandler()

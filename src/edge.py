@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from src.errors import Problem, problem_response, to_problem
+from src.errors import NotFound, Problem, problem_response, to_problem
 from src.realtime.protocol import Close
 
 Scope = MutableMapping[str, Any]
@@ -117,8 +117,8 @@ class WebSocketGate:
             await send({"type": "websocket.close", "code": Close.POLICY})  # HTTP 403
             return
         path = scope["path"]
-        problem = Problem("not-found", "Resource not found", 404, f"no WebSocket at {path}", path)
-        await problem_response(problem)(scope, receive, send)
+        problem, headers = to_problem(NotFound(f"no WebSocket at {path}"), path)
+        await problem_response(problem, headers)(scope, receive, send)
 
 
 # UVICORN TRAP: after a handshake denial (an HTTP response instead of accept) uvicorn 0.54
@@ -197,9 +197,7 @@ class ProblemMiddleware:
     def _routing_problem(self, scope: Scope, status: int) -> tuple[Problem, dict[str, str] | None]:
         path = scope["path"]
         if status == 404:
-            return Problem(
-                "not-found", "Resource not found", 404, f"no route matches {path}", path
-            ), None
+            return to_problem(NotFound(f"no route matches {path}"), path)
         allow = ", ".join(self.routes.allowed_methods(scope))
         detail = f"{scope['method']} is not allowed on {path}; allowed: {allow}"
         return Problem("method-not-allowed", "Method not allowed", 405, detail, path), {

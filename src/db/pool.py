@@ -10,11 +10,12 @@ import asyncio
 import functools
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from lihil import Ignore, use
 
 from src.config import Settings
@@ -44,27 +45,11 @@ def is_connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
 
 
-def _unavailable(exc: BaseException) -> DatabaseUnavailable:
-    log.warning("database unavailable: %r", exc)
-    return DatabaseUnavailable("the database did not answer; try again shortly")
-
-
-@contextmanager
-def outage_boundary() -> Iterator[None]:
-    """Around a call into asyncpg: a lost connection leaves as `DatabaseUnavailable` (logged
-    as a warning, details in the log only); every other error passes through unchanged."""
-    try:
-        yield
-    except Exception as exc:
-        if not is_connection_lost(exc):
-            raise
-        raise _unavailable(exc) from exc
-
-
 def database_call(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Decorates a function that talks to PostgreSQL with the outage boundary (the same
-    translation as `outage_boundary`, without a context manager object per call: this
-    runs on every request)."""
+    """Decorates a function that talks to PostgreSQL: a lost connection leaves it as
+    `DatabaseUnavailable` (logged as a warning, details in the log only); every other error
+    passes through unchanged. The one translation: every call into asyncpg goes through a
+    function so decorated."""
 
     @functools.wraps(fn)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -73,9 +58,15 @@ def database_call(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         except Exception as exc:
             if not is_connection_lost(exc):
                 raise
-            raise _unavailable(exc) from exc
+            log.warning("database unavailable: %r", exc)
+            raise DatabaseUnavailable("the database did not answer; try again shortly") from exc
 
     return call
+
+
+@database_call
+async def _acquire(pool: asyncpg.Pool) -> "PoolConnectionProxy[asyncpg.Record]":
+    return await pool.acquire()
 
 
 class DatabaseStartupError(RuntimeError):
@@ -161,8 +152,7 @@ class Database:
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """One connection, held for the block (a request's writes)."""
         async with self._turns:
-            with outage_boundary():
-                conn = await self.pool.acquire()
+            conn = await _acquire(self.pool)
             try:
                 yield conn  # type: ignore[misc]  # a PoolConnectionProxy stands in for a Connection
             finally:

@@ -113,7 +113,7 @@ class Peer:
     def offer(self, message: Message) -> None:
         """Send the latest value of a coalesced topic; an older value still waiting is
         replaced rather than queued behind."""
-        if self._can_write_now and self._latest is None:
+        if self._can_write_now:  # nothing is pending, no older value either
             self._write_now(message)
         elif self.open:
             self._latest = message
@@ -155,16 +155,20 @@ class Peer:
             self.state = PeerState.HELD
 
     def release(self, first: str | None = None) -> None:
-        """Write `first`, then everything queued while held, in order."""
+        """Write `first`, then everything queued while held in order, then the latest
+        coalesced value offered meanwhile."""
         if self.state is not PeerState.HELD:
             return
-        held = list(self._queue)
+        held, latest = [*self._queue], self._latest
         self._queue.clear()
+        self._latest = None
         self.state = PeerState.OPEN
-        for message in [text_message(first)] if first is not None else []:
-            self.send_message(message)
+        if first is not None:
+            self.send(first)
         for message in held:
             self.send_message(message)
+        if latest is not None:
+            self.offer(latest)
 
     def close(self, code: int, reason: str = "") -> None:
         """Close now: pending frames are dropped, the close frame goes out at once."""
@@ -229,8 +233,7 @@ class Peer:
 
     async def finish(self) -> None:
         """Close (1000 unless closed already) and wait for the close frame to go out."""
-        self.close(Close.NORMAL)
-        self._stop_writer()
+        self.close(Close.NORMAL)  # a peer closed already has its writer stopped
         for task in (self._writer, self.closing):
             if task is not None:
                 await asyncio.gather(task, return_exceptions=True)
@@ -413,7 +416,8 @@ class Registry:
             return
         message = t.latest
         text = message["text"]
-        chunk, t.round = t.round[-ROUND_CHUNK:], t.round[:-ROUND_CHUNK]
+        chunk = t.round[-ROUND_CHUNK:]
+        del t.round[-ROUND_CHUNK:]  # in place: the rest is not copied at every chunk
         for peer in chunk:
             if t.peers.get(peer, text) != text:  # gone, or already showing it: nothing
                 t.peers[peer] = text

@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 
 from src.catalog import queries
-from src.db.pool import Database, is_connection_lost, keep_session, outage_boundary, redact
+from src.db.pool import Database, database_call, is_connection_lost, keep_session, redact
 from src.errors import DatabaseUnavailable
 
 
@@ -39,14 +39,19 @@ def test_only_connection_errors_are_an_outage(exc: Exception, lost: bool) -> Non
     assert is_connection_lost(exc) is lost
 
 
-def test_boundary_translates_an_outage_and_passes_everything_else() -> None:
+async def test_boundary_translates_an_outage_and_passes_everything_else() -> None:
     """DatabaseUnavailable (chained to the cause) for an outage; other errors unchanged."""
-    with pytest.raises(DatabaseUnavailable) as raised, outage_boundary():
-        raise ConnectionRefusedError(111, "refused")
+
+    @database_call
+    async def failing(exc: Exception) -> None:
+        raise exc
+
+    with pytest.raises(DatabaseUnavailable) as raised:
+        await failing(ConnectionRefusedError(111, "refused"))
     assert isinstance(raised.value.__cause__, ConnectionRefusedError)
     assert "refused" not in raised.value.detail  # the client reads a sentence; the log, why
-    with pytest.raises(asyncpg.DataError), outage_boundary():
-        raise asyncpg.DataError("invalid input")
+    with pytest.raises(asyncpg.DataError):
+        await failing(asyncpg.DataError("invalid input"))
 
 
 async def test_query_on_a_closed_connection_is_unavailable(database_url: str) -> None:

@@ -265,3 +265,16 @@ async def test_a_join_storm_costs_a_small_multiple_of_the_joins_in_frames() -> N
     assert all(s.frames[0] for s in sockets)  # every newcomer got a value when it joined
     for p in peers:
         await p.finish()
+
+
+async def test_a_value_offered_while_held_goes_out_on_release() -> None:
+    """A coalesced value that arrives before the welcome is written after it, not lost."""
+    ws = RecordingSocket()
+    peer = make_peer(ws, limit=10)
+    peer.hold()
+    peer.offer({"type": "websocket.send", "text": "3"})
+    peer.release(first="welcome")
+    await until(lambda: ws.frames == ["welcome", "3"])
+    peer.offer({"type": "websocket.send", "text": "4"})  # and the next one is not stuck
+    await until(lambda: ws.frames == ["welcome", "3", "4"])
+    await peer.finish()
