@@ -47,12 +47,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     ALLOWED_ORIGINS: str = ""
     BROKER: Literal["memory", "redis"] = "memory"
     REDIS_URL: str | None = None
+    # Seconds a process's presence lease lasts in Redis; a process that dies stops counting
+    # within it (its heartbeat renews it every third of it).
+    PRESENCE_TTL_S: Annotated[float, msgspec.Meta(ge=0.5, le=300)] = 5.0
     WS_MAX_MESSAGE_BYTES: PositiveInt = 64 * 1024
     WS_SEND_QUEUE: PositiveInt = 256
     WS_PING_INTERVAL: Annotated[float, msgspec.Meta(gt=0)] = 20.0
     COUNTER_WINDOW_MS: Annotated[int, msgspec.Meta(ge=0, le=250)] = 50
     MAX_SESSION_USERS: PositiveInt = 1000
     DEFAULT_SESSION_USERS: PositiveInt = 10
+    # Catalog feed (/ws/catalog): seconds of changes kept for `after=` replays (7 days), and
+    # seconds between fallback polls of the outbox when no NOTIFY wakes the listener.
+    CATALOG_FEED_RETENTION: Annotated[float, msgspec.Meta(gt=0)] = 7 * 24 * 3600.0
+    CATALOG_FEED_POLL_S: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
 
     def __post_init__(self) -> None:
         if self.DB_POOL_MIN > self.DB_POOL_MAX:
