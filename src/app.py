@@ -11,6 +11,7 @@ from lihil.config import AppConfig, OASConfig
 from uvicorn.logging import DefaultFormatter
 
 from src import errors, lihil_patches  # noqa: F401  (registers the problem solver; patches)
+from src.catalog.feed import CatalogFeed
 from src.catalog.routes import build_routes
 from src.config import Settings, load_settings
 from src.db.pool import Database, database_not_ready, open_pool
@@ -65,6 +66,7 @@ def show_logs(level: str) -> None:
 def create_app(settings: Settings | None = None) -> Lihil:
     settings = settings or load_settings()
     broker: Broker = MemoryBroker()
+    feed = CatalogFeed(settings)
     registry = Registry(
         broker,
         window_ms=settings.COUNTER_WINDOW_MS,
@@ -79,13 +81,16 @@ def create_app(settings: Settings | None = None) -> Lihil:
             async with pool.acquire() as conn:
                 if await prepare_database(conn, seed=settings.SEED_DEMO_DATA):  # type: ignore[arg-type]
                     log.info("loaded the demo catalog (100 brands, 1,000 products, 100,000 SKUs)")
-            app.graph.register_singleton(Database(pool), Database)
+            db = Database(pool)
+            app.graph.register_singleton(db, Database)
             await broker.start()
+            await feed.start(db)
             try:
                 close_peers_on_signals(registry)
                 yield
             finally:
                 registry.close_all(Close.GOING_AWAY, "server shutting down")
+                await feed.stop()
                 await broker.stop()
         finally:
             await asyncio.wait_for(pool.close(), timeout=10)
@@ -107,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
     app.graph.register_singleton(settings, Settings)
     app.graph.register_singleton(broker, Broker)
     app.graph.register_singleton(registry, Registry)
+    app.graph.register_singleton(feed, CatalogFeed)
     app.graph.node(database_not_ready)
     asyncapi = partial(
         build_asyncapi,

@@ -105,9 +105,15 @@ def test_asyncapi_publishes_the_protocol_structs() -> None:
     asyncapi = json.loads((DOCS / "asyncapi.json").read_text())
     assert asyncapi["asyncapi"] == "3.0.0"
     addresses = {c["address"] for c in asyncapi["channels"].values()}
-    assert addresses == {"/counter", "/web_socket/{session_id}", "/ws/echo", "/ws/broadcast"}
+    assert addresses == {
+        "/counter",
+        "/web_socket/{session_id}",
+        "/ws/echo",
+        "/ws/broadcast",
+        "/ws/catalog",
+    }
     welcome = asyncapi["components"]["schemas"]["Welcome"]
     assert welcome["properties"]["type"] == {"enum": ["welcome"]}
     assert set(welcome["required"]) == {"type", "session_id", "member_id", "users", "max_users"}
-    for code in (1000, 1001, 1003, 1008, 1009, 4400, 4403, 4429):
+    for code in (1000, 1001, 1003, 1008, 1009, 1013, 4400, 4403, 4410, 4429):
         assert f"- {code}:" in asyncapi["info"]["description"]

@@ -121,3 +121,70 @@ async def update_product(db: Executor, *, product_id: int, product: ProductIn) -
 async def delete_product(db: Executor, *, product_id: int) -> bool:
     status = await db.execute("DELETE FROM product WHERE product_id = $1", product_id)
     return bool(status == "DELETE 1")
+
+
+# The catalog feed (/ws/catalog): the outbox the triggers in schema.sql fill. Frames are
+# built by PostgreSQL, like the read bodies: `{"id", "type", "data"}` as the wire has it.
+
+CHANGE_PAGE = 500  # changes read per query (a replay or a listener's catch-up)
+NO_LIMIT = 2**63 - 1
+
+
+@database_call
+async def feed_position(db: Executor) -> int:
+    """The newest committed change id (or the newest pruned one, if none is left)."""
+    position: int = await db.fetchval(
+        """
+        SELECT greatest((SELECT max(id) FROM catalog_change),
+                        (SELECT pruned_through FROM catalog_feed_state), 0)
+        """
+    )
+    return position
+
+
+@database_call
+async def changes_after(
+    db: Executor, *, after: int, through: int = NO_LIMIT, limit: int = CHANGE_PAGE
+) -> tuple[int, list[tuple[int, str]]]:
+    """The retained changes with `after` < id <= `through`, oldest first, as wire frames,
+    and (read in the same snapshot) the largest id pruning has removed: when it exceeds
+    `after`, changes the caller has not seen are gone."""
+    rows = await db.fetch(
+        """
+        SELECT s.pruned_through, c.id, c.frame
+        FROM catalog_feed_state s
+        LEFT JOIN LATERAL (
+            SELECT id, json_build_object('id', id, 'type', type, 'data', data)::text AS frame
+            FROM catalog_change
+            WHERE id > $1 AND id <= $2
+            ORDER BY id
+            LIMIT $3
+        ) c ON true
+        """,
+        after,
+        through,
+        limit,
+    )
+    pruned_through = rows[0]["pruned_through"] if rows else 0
+    return pruned_through, [(r["id"], r["frame"]) for r in rows if r["id"] is not None]
+
+
+@database_call
+async def prune_changes(db: Executor, *, older_than_s: float) -> int:
+    """Forget changes committed more than `older_than_s` seconds ago; returns how many."""
+    removed: int = await db.fetchval(
+        """
+        WITH gone AS (
+            DELETE FROM catalog_change
+            WHERE committed_at < now() - make_interval(secs => $1)
+            RETURNING id
+        ), mark AS (
+            UPDATE catalog_feed_state
+            SET pruned_through = greatest(pruned_through, (SELECT max(id) FROM gone))
+            WHERE EXISTS (SELECT 1 FROM gone)
+        )
+        SELECT count(*) FROM gone
+        """,
+        older_than_s,
+    )
+    return removed

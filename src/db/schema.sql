@@ -30,3 +30,73 @@ CREATE TABLE IF NOT EXISTS sku (
 );
 -- Deleting a product cascades to its SKUs through this index.
 CREATE INDEX IF NOT EXISTS sku_product_id_idx ON sku (product_id);
+
+-- The catalog feed's outbox (/ws/catalog). Triggers record every change to a brand or
+-- product row here, in the changing transaction itself, whoever makes it (this API, another
+-- worker or host, plain SQL): the change and its record commit or roll back together.
+CREATE TABLE IF NOT EXISTS catalog_change (
+    id           BIGINT PRIMARY KEY,
+    type         TEXT NOT NULL,
+    data         JSON NOT NULL,  -- json, not jsonb: keeps the HTTP API's key order
+    committed_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+);
+CREATE SEQUENCE IF NOT EXISTS catalog_change_id_seq AS BIGINT OWNED BY catalog_change.id;
+-- Pruning walks this index (CATALOG_FEED_RETENTION).
+CREATE INDEX IF NOT EXISTS catalog_change_committed_at_idx ON catalog_change (committed_at);
+
+-- One row: the largest id pruning has removed. A reader whose `after` is below it has
+-- missed changes that no longer exist (4410).
+CREATE TABLE IF NOT EXISTS catalog_feed_state (
+    singleton      BOOLEAN PRIMARY KEY DEFAULT true CHECK (singleton),
+    pruned_through BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO catalog_feed_state DEFAULT VALUES ON CONFLICT DO NOTHING;
+
+-- Ids in commit order, with no gap a reader could skip past. A sequence value is taken
+-- before its transaction commits, so with plain nextval two overlapping transactions can
+-- commit in the opposite order of their ids: a reader that saw id 8 could then skip id 7,
+-- committed just after. So a transaction takes this lock (transaction-scoped, released only
+-- once its commit is visible) before taking its first id: ids are handed out in the order
+-- the transactions commit. The price: catalog writes commit one at a time, and two
+-- transactions that each change catalog rows and then wait on a row the other holds
+-- deadlock (PostgreSQL detects it and aborts one). Single-statement writes, what this
+-- service and the usual program send, hold it only while they commit.
+CREATE OR REPLACE FUNCTION catalog_change_record() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    change_id BIGINT;
+    kind      TEXT := CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'UPDATE' THEN 'updated'
+                                 ELSE 'deleted' END;
+    row_data  JSON;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7811951474431836418);  -- 'catalog feed', any fixed key
+    IF TG_TABLE_NAME = 'product' THEN
+        row_data := CASE WHEN TG_OP = 'DELETE'
+            THEN json_build_object('product_id', OLD.product_id)
+            ELSE json_build_object('product_id', NEW.product_id,
+                                   'product_name', NEW.product_name,
+                                   'brand_id', NEW.brand_id) END;
+    ELSE
+        row_data := CASE WHEN TG_OP = 'DELETE'
+            THEN json_build_object('brand_id', OLD.brand_id)
+            ELSE json_build_object('brand_id', NEW.brand_id,
+                                   'brand_name', NEW.brand_name) END;
+    END IF;
+    change_id := nextval('catalog_change_id_seq');
+    INSERT INTO catalog_change (id, type, data)
+    VALUES (change_id, TG_TABLE_NAME || '.' || kind, row_data);
+    -- A wake-up only (NOTIFY is delivered at commit, and payloads are capped near 8,000
+    -- bytes): listeners read the rows themselves, so a lost notification costs latency.
+    PERFORM pg_notify('catalog_change', change_id::text);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER brand_change AFTER INSERT OR DELETE ON brand
+    FOR EACH ROW EXECUTE FUNCTION catalog_change_record();
+CREATE OR REPLACE TRIGGER brand_update AFTER UPDATE ON brand
+    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION catalog_change_record();
+CREATE OR REPLACE TRIGGER product_change AFTER INSERT OR DELETE ON product
+    FOR EACH ROW EXECUTE FUNCTION catalog_change_record();
+CREATE OR REPLACE TRIGGER product_update AFTER UPDATE ON product
+    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION catalog_change_record();

@@ -17,7 +17,47 @@ CLOSE_MEANINGS: dict[int, str] = {
     Close.TOO_BIG: "message larger than WS_MAX_MESSAGE_BYTES",
     Close.BAD_PARAMETER: "bad path or query parameter (the reason says which and why)",
     Close.FORBIDDEN: "Origin not allowed",
+    Close.GONE: "/ws/catalog: `after` is older than the retained window; reload, then "
+    "reconnect without it",
+    Close.TRY_AGAIN_LATER: "a resource the endpoint needs (the database, the broker) is "
+    "unavailable for now; try again later",
     Close.FULL: "the session is full (reason: `session full (N/N)`)",
+}
+
+
+def _row(**properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+ID, NAME = {"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1, "maxLength": 200}
+CHANGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer", "minimum": 1, "description": "Increases in commit order."},
+        "type": {
+            "enum": [
+                f"{entity}.{kind}"
+                for entity in ("product", "brand")
+                for kind in ("created", "updated", "deleted")
+            ]
+        },
+        "data": {
+            "description": "The row as the HTTP API shows it after the change; for "
+            "`*.deleted`, only its key.",
+            "oneOf": [
+                _row(product_id=ID, product_name=NAME, brand_id=ID),
+                _row(brand_id=ID, brand_name=NAME),
+                _row(product_id=ID),
+                _row(brand_id=ID),
+            ],
+        },
+    },
+    "required": ["id", "type", "data"],
 }
 
 
@@ -46,7 +86,14 @@ def build_asyncapi(version: str, *, max_session_users: int, default_session_user
         "Message": _json(Message, "A member's text, relayed to every member (sender included)."),
         "Text": _text("Text", "Any text frame (at most WS_MAX_MESSAGE_BYTES).", {"type": "string"}),
         "Ok": _text("Ok", "The echo's answer.", {"const": "OK!"}),
+        "Change": {
+            "name": "Change",
+            "contentType": "application/json",
+            "summary": "One committed change to a brand or product row.",
+            "payload": {"$ref": REF.format(name="Change")},
+        },
     }
+    schemas["Change"] = CHANGE_SCHEMA
 
     def refs(*names: str) -> dict[str, Any]:
         return {n: {"$ref": f"#/components/messages/{n}"} for n in names}
@@ -67,6 +114,16 @@ def build_asyncapi(version: str, *, max_session_users: int, default_session_user
             "messages": refs("Welcome", "Count", "Message", "Text"),
         },
         "echo": {"address": "/ws/echo", "messages": refs("Text", "Ok")},
+        "catalog": {
+            "address": "/ws/catalog",
+            "description": "The live catalog: one frame per committed change to a brand or "
+            "product row, whoever made it, with `id` increasing in commit order. Query "
+            "parameter `after` (a change id, 0 for the oldest retained): first every retained "
+            "change with a larger id, in order, then the live feed, with no gap and no "
+            "duplicate at the seam. An `after` older than the retained window closes 4410; a "
+            "bad one closes 4400. What clients send is ignored.",
+            "messages": refs("Change"),
+        },
         "broadcast": {
             "address": "/ws/broadcast",
             "description": "Every text frame goes to every client, sender included, in order.",
@@ -96,6 +153,7 @@ def build_asyncapi(version: str, *, max_session_users: int, default_session_user
             "sendRoomText": operation("send", "sessionRoom", "Text"),
             "sendEcho": operation("send", "echo", "Text"),
             "receiveEcho": operation("receive", "echo", "Ok"),
+            "receiveCatalogChanges": operation("receive", "catalog", "Change"),
             "sendBroadcast": operation("send", "broadcast", "Text"),
             "receiveBroadcast": operation("receive", "broadcast", "Text"),
         },

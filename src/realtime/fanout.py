@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from lihil.vendors import WebSocket, WebSocketDisconnect
 
@@ -154,6 +154,18 @@ class Peer:
         if self.state is PeerState.OPEN:
             self.state = PeerState.HELD
 
+    async def write_held(self, frame: str) -> bool:
+        """While held, write `frame` now, waiting for the client to take it (a replay that
+        must not pile up in the queue); False once the peer is no longer held."""
+        if self.state is not PeerState.HELD:
+            return False
+        try:
+            await self.ws.send(text_message(frame))
+        except Exception as exc:  # the client went away; the reader will see it
+            log.debug("send failed: %r", exc)
+            return False
+        return self.state is PeerState.HELD
+
     def release(self, first: str | None = None) -> None:
         """Write `first`, then everything queued while held in order, then the latest
         coalesced value offered meanwhile."""
@@ -243,6 +255,12 @@ class Peer:
 Render = Callable[[str, str], str]  # (topic, frame from the broker) -> frame for the peers
 
 
+class Source(Protocol):
+    """Where a topic's frames come from: the broker, or a process-local feed."""
+
+    def subscribe(self, topic: str, deliver: Callable[[str], None]) -> Callable[[], None]: ...
+
+
 @dataclass(frozen=True)
 class Delivery:
     """How a topic's frames reach local peers. One per topic: its first subscription fixes
@@ -330,13 +348,19 @@ class Registry:
 
     @contextmanager
     def subscription(
-        self, topic: str, peer: Peer, delivery: Delivery = AS_PUBLISHED
+        self,
+        topic: str,
+        peer: Peer,
+        delivery: Delivery = AS_PUBLISHED,
+        source: Source | None = None,
     ) -> Iterator[None]:
-        """Deliver `topic`'s frames to `peer` while the block runs."""
+        """Deliver `topic`'s frames to `peer` while the block runs. Frames come from the
+        broker unless another `source` is given (the catalog feed)."""
         t = self._topics.get(topic)
         if t is None:
             t = self._topics[topic] = _Topic(delivery)
-            t.unsubscribe = self.broker.subscribe(topic, lambda frame: self._deliver(topic, frame))
+            source = source or self.broker
+            t.unsubscribe = source.subscribe(topic, lambda frame: self._deliver(topic, frame))
         elif t.delivery != delivery:
             raise ValueError(f"topic {topic!r} is delivered as {t.delivery}, not {delivery}")
         t.peers[peer] = None

@@ -7,7 +7,10 @@ taken as plain strings and validated here, after accepting, so a client reads 44
 
 from lihil import WebSocketRoute
 
+from src.catalog.feed import TOPIC as CATALOG
+from src.catalog.feed import CatalogFeed, ChangesPruned, FeedUnavailable
 from src.config import Settings
+from src.db.pool import Database
 from src.realtime.broker import Broker, presence_topic
 from src.realtime.fanout import Delivery, Registry
 from src.realtime.protocol import (
@@ -19,6 +22,7 @@ from src.realtime.protocol import (
     decode_presence,
     encode,
     full_reason,
+    parse_after,
     parse_max_users,
     parse_session_id,
 )
@@ -101,6 +105,45 @@ async def broadcast(peer: PeerDep, broker: Broker, registry: Registry) -> None:
             await broker.publish(BROADCAST, text)
 
 
+async def catalog(
+    peer: PeerDep, feed: CatalogFeed, db: Database, registry: Registry, after: str | None = None
+) -> None:
+    """The live catalog: one frame per committed change; with `after`, the retained changes
+    after that id first, then live, with no gap and no duplicate at the seam."""
+    try:
+        since = parse_after(after)
+        if since is not None and since > feed.position:
+            await feed.sync()  # it may have come from a process that has read further
+            if since > feed.position:
+                raise BadParameter(
+                    f"after={since} is not a change id of this feed (the newest is {feed.position})"
+                )
+    except BadParameter as exc:
+        peer.close(Close.BAD_PARAMETER, str(exc))
+        return
+    except FeedUnavailable as exc:
+        peer.close(Close.TRY_AGAIN_LATER, str(exc))
+        return
+    peer.hold()  # live changes queue up behind the replay
+    with registry.subscription(CATALOG, peer, source=feed):
+        if since is not None:
+            # Read with the subscription in place: live frames from here on have larger ids.
+            through = feed.position
+            try:
+                async for frame in feed.replay(db, after=since, through=through):
+                    if not await peer.write_held(frame):
+                        return
+            except ChangesPruned as exc:
+                peer.close(Close.GONE, str(exc))
+                return
+            except FeedUnavailable as exc:
+                peer.close(Close.TRY_AGAIN_LATER, str(exc))
+                return
+        peer.release()
+        while await peer.receive(text_only=False) is not None:
+            pass  # whatever clients send is ignored
+
+
 def build_ws_routes() -> list[WebSocketRoute]:
     """Fresh WebSocketRoute objects for one app (LIHIL TRAP: routes bind to the first app)."""
     routes = []
@@ -109,6 +152,7 @@ def build_ws_routes() -> list[WebSocketRoute]:
         ("/web_socket/{session_id}", session_room),
         ("/ws/echo", echo),
         ("/ws/broadcast", broadcast),
+        ("/ws/catalog", catalog),
     ]:
         route = WebSocketRoute(path)
         route.endpoint(handler)

@@ -9,6 +9,7 @@ from src.realtime.protocol import (
     Welcome,
     encode,
     full_reason,
+    parse_after,
     parse_max_users,
     parse_session_id,
 )
@@ -34,11 +35,28 @@ def test_max_users_defaults_and_bounds() -> None:
     assert parse_max_users("1000", default=10, cap=1000) == 1000
 
 
-@pytest.mark.parametrize("raw", ["0", "1001", "-1", "five", "", "1.5", "٣", " 3"])
+@pytest.mark.parametrize("raw", ["0", "1001", "-1", "five", "", "1.5", "٣", " 3", "9" * 5000])
 def test_max_users_rejects_out_of_range_or_non_integers(raw: str) -> None:
     """The reason names max_users and its range."""
     with pytest.raises(BadParameter, match="max_users must be an integer from 1 to 1000"):
         parse_max_users(raw, default=10, cap=1000)
+
+
+def test_after_is_absent_or_a_change_id() -> None:
+    """Absent means live only; 0 means from the start; leading zeros are still a number."""
+    assert parse_after(None) is None
+    assert parse_after("0") == 0
+    assert parse_after("0042") == 42
+    assert parse_after("0" * 5000 + "7") == 7
+    assert parse_after(str(2**63 - 1)) == 2**63 - 1
+
+
+@pytest.mark.parametrize("raw", ["-1", "x", "", "1e3", str(2**63), "1" * 5000, "٣"])
+def test_after_rejects_anything_else(raw: str) -> None:
+    """The reason names after and its range (a 5,000-digit value included: int() itself
+    would raise a ValueError of its own there)."""
+    with pytest.raises(BadParameter, match="after must be a change id"):
+        parse_after(raw)
 
 
 def test_messages_carry_their_type_tag() -> None:

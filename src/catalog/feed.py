@@ -1,0 +1,180 @@
+"""The catalog feed's reader: one per process, on its own connection (not a pooled one).
+
+Triggers (schema.sql) record every committed change to brand and product rows in the
+`catalog_change` outbox, with ids in commit order, and NOTIFY `catalog_change` as a wake-up.
+The feed LISTENs on its connection, reads the new rows (never the payload) and hands each
+frame to its subscribers, in id order. A slow fallback poll (CATALOG_FEED_POLL_S) covers a
+notification that never came, and a lost connection is retried with backoff, then caught up
+from the last id read: a lost notification or connection costs latency, never a change.
+
+Each process reads the database itself, so the feed needs no broker: every worker and host
+sharing the database delivers every change. A background task prunes changes older than
+CATALOG_FEED_RETENTION; `replay` serves `?after=` from what is retained.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+
+from src.catalog import queries
+from src.config import Settings
+from src.db.pool import Database, is_connection_lost
+from src.errors import DatabaseUnavailable
+
+log = logging.getLogger("catalog.feed")
+
+CHANNEL = "catalog_change"
+TOPIC = "catalog"
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)  # then 5 s between attempts
+SYNC_TIMEOUT = 5.0
+
+Deliver = Callable[[str], None]
+
+
+class ChangesPruned(Exception):
+    """`after` is older than the retained window; str() is the close reason (4410)."""
+
+
+class FeedUnavailable(Exception):
+    """The feed cannot reach the database right now; str() is the close reason (1013)."""
+
+
+class CatalogFeed:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.position = 0  # the id of the newest change handed to subscribers
+        self.delivered_at = 0.0  # when the listener last caught up (time.time())
+        self._subscribers: list[Deliver] = []
+        self._wake = asyncio.Event()
+        self._requested = self._completed = 0  # catch-ups asked for by `sync`, and done
+        self._progress = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # The registry's source interface (like Broker.subscribe): local subscribers only.
+    def subscribe(self, topic: str, deliver: Deliver) -> Callable[[], None]:
+        self._subscribers.append(deliver)
+        return lambda: self._subscribers.remove(deliver)
+
+    async def start(self, db: Database) -> None:
+        conn = await self._connect()
+        self.position = await queries.feed_position(conn)
+        self.delivered_at = time.time()
+        self._tasks = [
+            asyncio.create_task(self._listen(conn), name="catalog-feed"),
+            asyncio.create_task(self._prune(db), name="catalog-feed-prune"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self.settings.DATABASE_URL,
+            timeout=self.settings.DB_CONNECT_TIMEOUT,
+            server_settings={"application_name": "catalog-feed"},  # to find it in pg_stat_activity
+        )
+
+    async def _listen(self, conn: asyncpg.Connection | None) -> None:
+        """Follow the outbox for the life of the process, reconnecting as needed."""
+        failures = 0
+        while True:
+            try:
+                if conn is None:
+                    conn = await self._connect()
+                    log.info("catalog feed: connected again; catching up from id %d", self.position)
+                failures = 0
+                await self._follow(conn)
+            except Exception as exc:
+                if not (is_connection_lost(exc) or isinstance(exc, DatabaseUnavailable)):
+                    log.exception("catalog feed: unexpected error; reconnecting")
+                elif failures == 0:
+                    log.warning("catalog feed: lost the database (%r); retrying", exc)
+                failures += 1
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=1))
+                conn = None
+            await asyncio.sleep(RETRY_DELAYS[min(failures, len(RETRY_DELAYS)) - 1])
+
+    async def _follow(self, conn: asyncpg.Connection) -> None:
+        await conn.add_listener(CHANNEL, self._notified)
+        conn.add_termination_listener(lambda _: self._wake.set())
+        while True:
+            self._wake.clear()
+            requested = self._requested
+            await self._catch_up(conn)
+            self._completed = requested
+            self._progress.set()
+            self._progress = asyncio.Event()
+            if conn.is_closed():
+                raise ConnectionError("the listener's connection closed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.CATALOG_FEED_POLL_S):
+                    await self._wake.wait()
+
+    def _notified(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _catch_up(self, conn: asyncpg.Connection) -> None:
+        while True:
+            _, changes = await queries.changes_after(conn, after=self.position)
+            for change_id, frame in changes:
+                self.position = change_id
+                for deliver in tuple(self._subscribers):
+                    deliver(frame)
+            self.delivered_at = time.time()
+            if len(changes) < queries.CHANGE_PAGE:
+                return
+
+    async def sync(self) -> None:
+        """Return once the listener has read every change committed before this call."""
+        self._requested += 1
+        target = self._requested
+        self._wake.set()
+        try:
+            async with asyncio.timeout(SYNC_TIMEOUT):
+                while self._completed < target:
+                    await self._progress.wait()
+        except TimeoutError:
+            raise FeedUnavailable(
+                "the catalog feed cannot reach the database; try again later"
+            ) from None
+
+    async def replay(self, db: Database, *, after: int, through: int) -> AsyncIterator[str]:
+        """The retained changes with `after` < id <= `through`, in order, page by page."""
+        while after < through:
+            try:
+                pruned_through, changes = await queries.changes_after(
+                    db, after=after, through=through
+                )
+            except DatabaseUnavailable as exc:
+                raise FeedUnavailable(str(exc)) from exc
+            if pruned_through > after:
+                raise ChangesPruned(
+                    f"after={after} is older than the retained changes (pruned through id "
+                    f"{pruned_through}): reload, then reconnect without after"
+                )
+            if not changes:
+                return
+            for change_id, frame in changes:
+                yield frame
+                after = change_id
+
+    async def _prune(self, db: Database) -> None:
+        retention = self.settings.CATALOG_FEED_RETENTION
+        every = min(max(retention / 10, 1.0), 3600.0)
+        while True:
+            with contextlib.suppress(DatabaseUnavailable):  # logged; the next round retries
+                removed = await queries.prune_changes(db, older_than_s=retention)
+                if removed:
+                    log.info("catalog feed: pruned %d changes older than %gs", removed, retention)
+            await asyncio.sleep(every)
