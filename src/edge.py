@@ -1,9 +1,10 @@
 """The ASGI edge: what happens to a request before, and instead of, a route handling it.
 
-Two plain ASGI middlewares (never starlette's BaseHTTPMiddleware), outermost first:
+Plain ASGI middlewares (never starlette's BaseHTTPMiddleware), outermost first:
 
 - `ProblemMiddleware` turns lihil's own text/plain 404 and 405, and any exception that
   escapes, into problems;
+- `ConditionalGet` (src/caching.py) tags GET answers with an ETag, answers 304, and HEAD;
 - `WebSocketGate` refuses what must not reach a WebSocket handler.
 
 Both ask one `RouteTable` which routes serve a scope. Refusals are starlette `Response`s
@@ -12,16 +13,15 @@ decided in `src.errors`; this module only puts it on the wire.
 """
 
 import logging
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from src.caching import ASGIApp, ConditionalGet, Scope
 from src.errors import NotFound, Problem, problem_response, to_problem
 from src.realtime.protocol import Close
 
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Any, Any], Any]
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 
 
@@ -43,7 +43,8 @@ class RouteTable:
         """The methods the HTTP route matching this path accepts (for 405's Allow)."""
         for route in self.http:
             if route.match(scope):
-                return sorted(route.endpoints)
+                methods = set(route.endpoints)
+                return sorted(methods | {"HEAD"} if "GET" in methods else methods)
         return []
 
     def serves_websocket(self, scope: Scope) -> bool:
@@ -216,5 +217,6 @@ def edge_middlewares(
     """The middleware factories for `Lihil(middlewares=...)`, outermost first."""
     return [
         lambda app: ProblemMiddleware(app, routes),
+        ConditionalGet,
         lambda app: WebSocketGate(app, routes, allowed_origins),
     ]

@@ -104,7 +104,7 @@ def test_origin_policy(origin: str, host: str | None, allowed: tuple[str, ...], 
 def test_route_table_knows_methods_and_websocket_paths() -> None:
     """One table answers both middlewares: Allow for a path, and WebSocket paths."""
     table = routes()
-    assert table.allowed_methods(http("/items")) == ["GET", "POST"]
+    assert table.allowed_methods(http("/items")) == ["GET", "HEAD", "POST"]  # HEAD wherever GET
     assert table.allowed_methods(http("/nothing")) == []
     assert table.serves_websocket(websocket("/ws/echo"))
     assert not table.serves_websocket(websocket("/items"))
@@ -188,7 +188,7 @@ def raising(exc: Exception, after_start: bool = False) -> App:
     ("inner", "path", "method", "status", "problem_type", "allow"),
     [
         (plain(404), "/nothing", "GET", 404, "not-found", None),
-        (plain(405), "/items", "DELETE", 405, "method-not-allowed", b"GET, POST"),
+        (plain(405), "/items", "DELETE", 405, "method-not-allowed", b"GET, HEAD, POST"),
         (raising(NotFound("item 3 does not exist")), "/items", "GET", 404, "not-found", None),
         (raising(RuntimeError("boom")), "/items", "GET", 500, "internal-error", None),
     ],

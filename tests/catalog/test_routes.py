@@ -208,4 +208,4 @@ def test_unknown_route_and_wrong_method_are_problems(client: TestClient) -> None
     assert body["instance"] == "/nowhere"
     response = client.patch("/products/1", json={})
     body = assert_problem(response, 405, "method-not-allowed")
-    assert response.headers["allow"] == "DELETE, GET, PUT"
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PUT"
