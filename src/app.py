@@ -107,7 +107,9 @@ def create_app(settings: Settings | None = None) -> Lihil:
             oas=OASConfig(TITLE="Catalog API"),
         ),
         lifespan=lifespan,
-        middlewares=edge_middlewares(RouteTable(routes, ws_routes), settings.allowed_origins),
+        middlewares=edge_middlewares(
+            RouteTable(routes, ws_routes), settings.allowed_origins, settings.MAX_BODY_BYTES
+        ),
     )
     app.graph.register_singleton(settings, Settings)
     app.graph.register_singleton(broker, Broker)

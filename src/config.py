@@ -43,6 +43,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     PORT: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     WORKERS: PositiveInt = 1
     LOG_LEVEL: Literal["debug", "info", "warning", "error"] = "info"
+    # Limits (API.md "Limits")
+    MAX_BODY_BYTES: PositiveInt = 1024 * 1024
     # WebSockets
     ALLOWED_ORIGINS: str = ""
     BROKER: Literal["memory", "redis"] = "memory"

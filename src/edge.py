@@ -4,6 +4,7 @@ Plain ASGI middlewares (never starlette's BaseHTTPMiddleware), outermost first:
 
 - `ProblemMiddleware` turns lihil's own text/plain 404 and 405, and any exception that
   escapes, into problems;
+- `RequestGuard` refuses bodies that are not JSON or too large, and repeated parameters;
 - `ConditionalGet` (src/caching.py) tags GET answers with an ETag, answers 304, and HEAD;
 - `WebSocketGate` refuses what must not reach a WebSocket handler.
 
@@ -16,10 +17,20 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from src.caching import ASGIApp, ConditionalGet, Scope
-from src.errors import NotFound, Problem, problem_response, to_problem
+from src.errors import (
+    AppError,
+    BodyTooLarge,
+    FieldError,
+    InvalidRequest,
+    NotFound,
+    Problem,
+    UnsupportedMediaType,
+    problem_response,
+    to_problem,
+)
 from src.realtime.protocol import Close
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
@@ -211,12 +222,86 @@ def _plain_text(message: dict[str, Any]) -> bool:
     return bool(ctype.startswith(b"text/plain"))
 
 
+WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def is_json(content_type: bytes | None) -> bool:
+    """application/json or application/*+json, any case, parameters allowed."""
+    if content_type is None:
+        return False
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+class RequestGuard:
+    """What an HTTP request must be before an endpoint reads it:
+
+    - a body declared as JSON (415 otherwise: text/plain or no Content-Type was read as
+      JSON before, and a form post would have been too);
+    - a body of at most `max_body_bytes` (413): refused from its Content-Length before a
+      byte is read, or as soon as a chunked body grows past the limit;
+    - each query parameter given once (422 naming it; before, the last one silently won).
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if problem := self._refusal(scope):
+            await problem_response(*to_problem(problem, scope["path"]))(scope, receive, send)
+            return
+        if scope["method"] in WITH_BODY:
+            receive = self._limited(receive)
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> AppError | None:
+        query = scope.get("query_string", b"")
+        if query:
+            names = [name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                message = "given more than once; give it once"
+                return InvalidRequest([FieldError("query", n, message) for n in repeated])
+        if scope["method"] not in WITH_BODY:
+            return None
+        headers = dict(scope.get("headers", ()))
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return BodyTooLarge(self.max_body_bytes)
+        if length != b"0" and not is_json(headers.get(b"content-type")):
+            shown = headers.get(b"content-type", b"none").decode("latin-1")[:80]
+            return UnsupportedMediaType(
+                f"send the body as application/json (Content-Type: {shown})"
+            )
+        return None
+
+    def _limited(self, receive: Any) -> Any:
+        received = 0
+
+        async def limited() -> Any:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise BodyTooLarge(self.max_body_bytes)
+            return message
+
+        return limited
+
+
 def edge_middlewares(
-    routes: RouteTable, allowed_origins: Iterable[str]
+    routes: RouteTable, allowed_origins: Iterable[str], max_body_bytes: int
 ) -> list[Callable[[ASGIApp], ASGIApp]]:
     """The middleware factories for `Lihil(middlewares=...)`, outermost first."""
     return [
         lambda app: ProblemMiddleware(app, routes),
+        lambda app: RequestGuard(app, max_body_bytes),
         ConditionalGet,
         lambda app: WebSocketGate(app, routes, allowed_origins),
     ]

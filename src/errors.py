@@ -4,6 +4,8 @@
     ├── AppError                 domain errors, raised by queries and routes
     │   ├── NotFound             404  a product or brand that does not exist
     │   ├── UnknownBrand         409  a write names a brand_id that does not exist
+    │   ├── BodyTooLarge         413  a body over MAX_BODY_BYTES (`src.edge.RequestGuard`)
+    │   ├── UnsupportedMediaType 415  a body not declared as JSON (`src.edge.RequestGuard`)
     │   ├── InvalidRequest       422  bad input (lihil's InvalidRequestErrors, translated)
     │   └── DatabaseUnavailable  503  raised at the database boundary (`src.db.pool`) from
     │                                 connection errors only
@@ -101,6 +103,25 @@ class InvalidRequest(AppError):
 
     def field_errors(self) -> list[FieldError]:
         return self.errors
+
+
+class BodyTooLarge(AppError):
+    """`body-too-large`: the request body exceeds MAX_BODY_BYTES."""
+
+    status = 413
+    type = "body-too-large"
+    title = "Request body too large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the body is larger than {limit} bytes (MAX_BODY_BYTES)")
+
+
+class UnsupportedMediaType(AppError):
+    """`unsupported-media-type`: a request body that is not declared as JSON."""
+
+    status = 415
+    type = "unsupported-media-type"
+    title = "Unsupported media type"
 
 
 class DatabaseUnavailable(AppError):

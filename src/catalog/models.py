@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
+from lihil.problems import CustomValidationError
 
 MAX_ID = 2**31 - 1  # PostgreSQL INT: larger ids can never exist, so they are client errors
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A positive 32-bit id.")]
@@ -13,10 +14,11 @@ Name = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=200,
-        # Unanchored: at least one character besides ASCII spaces, tabs and line breaks. Not
-        # `\S`: JSON Schema's (ECMA-262) and Python's whitespace differ (U+001E, say).
-        pattern=r"[^\t\n\v\f\r ]",
-        description="1 to 200 characters, not only spaces, tabs or line breaks.",
+        # At least one character besides ASCII spaces, tabs and line breaks, and no NUL
+        # (PostgreSQL's text cannot hold it). Not `\S`: JSON Schema's (ECMA-262) and
+        # Python's whitespace differ (U+001E, say). Read alike by both.
+        pattern=r"^[^\u0000]*[^\u0000\t\n\v\f\r ][^\u0000]*$",
+        description="1 to 200 characters, not only spaces, tabs or line breaks; no NUL.",
     ),
 ]
 
@@ -64,10 +66,25 @@ class Health(msgspec.Struct, frozen=True):
     status: Annotated[str, msgspec.Meta(examples=["ok"])]
 
 
+def decode_json(body: bytes) -> object:
+    """Any JSON body, or a 422 saying what is wrong with its bytes. msgspec raises more than
+    DecodeError for some bytes (UnicodeDecodeError for a string that is not UTF-8,
+    RecursionError past its nesting limit): each would be a 500."""
+    try:
+        return msgspec.json.decode(body)
+    except UnicodeDecodeError:
+        reason = "the body is not valid UTF-8 (JSON text must be)"
+    except RecursionError:
+        reason = "the body's JSON is nested too deeply"
+    except msgspec.DecodeError as exc:  # its " - at `$[...]`" names no field: dropped
+        reason = f"the body is not valid JSON: {str(exc).split(' - at ')[0]}"
+    raise CustomValidationError(detail=reason)
+
+
 def decode_product_in(body: bytes) -> ProductIn:
     """Decode a ProductIn body. JSON Schema counts 7.0 as an integer, so brand_id 7.0 is 7;
     everything else is as strict as msgspec (no "7" for 7, no unknown fields)."""
-    data = msgspec.json.decode(body)
+    data = decode_json(body)
     if isinstance(data, dict):
         brand_id = data.get("brand_id")
         if isinstance(brand_id, float) and brand_id.is_integer():

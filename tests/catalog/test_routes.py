@@ -123,7 +123,11 @@ def test_create_product_answers_201_with_location(client: TestClient, path: str)
 
 BAD_BODIES = [
     pytest.param({}, "product", id="no-body"),
-    pytest.param({"content": b"{not json"}, "product", id="bad-json"),
+    pytest.param(
+        {"content": b"{not json", "headers": {"content-type": "application/json"}},
+        "product",
+        id="bad-json",
+    ),
     pytest.param({"json": {"brand_id": 1}}, "product_name", id="missing-name"),
     pytest.param({"json": {"product_name": "x"}}, "brand_id", id="missing-brand"),
     pytest.param({"json": {"product_name": 5, "brand_id": 1}}, "product_name", id="int-name"),

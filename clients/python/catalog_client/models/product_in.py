@@ -13,7 +13,7 @@ class ProductIn:
     """A product as a client writes it: both fields required, nothing else accepted.
 
     Attributes:
-        product_name (str): 1 to 200 characters, not only spaces, tabs or line breaks.
+        product_name (str): 1 to 200 characters, not only spaces, tabs or line breaks; no NUL.
         brand_id (int): A positive 32-bit id.
     """
 
