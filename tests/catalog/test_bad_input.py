@@ -123,6 +123,7 @@ def test_a_body_over_the_limit_is_413_from_its_length(small_body_client: TestCli
 
 def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(small_body_client: TestClient) -> None:
     """No Content-Length: the body is counted as it arrives, and refused past the limit."""
+
     def chunks() -> Iterator[bytes]:
         yield from (b'{"product_name": "', b"x" * 50, b"x" * 50, b'", "brand_id": 1}')
 
