@@ -13,7 +13,7 @@ PAGE = Path(__file__).with_name("index.html")
 
 
 async def live_page() -> Response:
-    """The live page: users online, a session room, the broadcast feed."""
+    """The live page: users online, a session room, the broadcast feed, the live catalog."""
     return Response(PAGE.read_bytes(), media_type="text/html; charset=utf-8")
 
 

@@ -3,15 +3,33 @@
 Set PAGE_SCREENSHOT=/tmp/page.png to keep a screenshot of the two-browser test.
 """
 
+import asyncio
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import asyncpg
+import httpx
 import pytest
-from playwright.sync_api import Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Request,
+    Response,
+    Route,
+    ViewportSize,
+    WebSocket,
+    expect,
+    sync_playwright,
+)
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from src.catalog import queries
 from tests.helpers import LiveServer, start_live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -40,25 +58,83 @@ def chromium() -> Path:
 
 
 @pytest.fixture
-def pages(chromium: Path, live_server: LiveServer) -> Iterator[tuple[Page, Page]]:
-    """Two pages in separate browser contexts (like two people), both on the live page.
-
-    Chromium starts after the server and stops before it: sync Playwright keeps an event loop
-    marked as running in this thread, and the database fixtures need asyncio.run().
-    """
+def browser(chromium: Path, live_server: LiveServer) -> Iterator[Browser]:
+    """Headless Chromium, started after the server and stopped before it: sync Playwright
+    keeps an event loop marked as running in this thread, and the database fixtures need
+    asyncio.run() (in a test, plain SQL goes through `run_sql`, on its own thread)."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
         )
         try:
-            contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(2)]
-            a, b = (context.new_page() for context in contexts)
-            for page in (a, b):
-                page.set_default_timeout(WAIT_MS)
-                page.goto(f"{live_server.http}/")
-            yield a, b
+            yield browser
         finally:
             browser.close()
+
+
+def new_page(browser: Browser) -> Page:
+    """A page in a browser context of its own (like another person)."""
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.set_default_timeout(WAIT_MS)
+    return page
+
+
+@pytest.fixture
+def pages(browser: Browser, live_server: LiveServer) -> tuple[Page, Page]:
+    """Two people on the live page."""
+    a, b = new_page(browser), new_page(browser)
+    for page in (a, b):
+        page.goto(f"{live_server.http}/")
+    return a, b
+
+
+@dataclass
+class Visit:
+    """One person on the live page, and what their browser saw from the start."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)  # console errors, uncaught, HTTP >= 400
+    sockets: list[str] = field(default_factory=list)  # every WebSocket URL opened, in order
+    requests: list[str] = field(default_factory=list)  # every HTTP request URL, in order
+
+    @property
+    def feeds(self) -> list[str]:
+        """The URLs of the /ws/catalog sockets opened, in order."""
+        return [url for url in self.sockets if "/ws/catalog" in url]
+
+    def watch(self) -> None:
+        def console(message: ConsoleMessage) -> None:
+            if message.type == "error":
+                self.errors.append(f"console: {message.text}")
+
+        def response(answer: Response) -> None:
+            if answer.status >= 400:
+                self.errors.append(f"{answer.status} {answer.url}")
+
+        def websocket(socket: WebSocket) -> None:
+            self.sockets.append(socket.url)
+
+        def request(sent: Request) -> None:
+            self.requests.append(sent.url)
+
+        self.page.on("console", console)
+        self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+        self.page.on("response", response)
+        self.page.on("websocket", websocket)
+        self.page.on("request", request)
+
+
+@pytest.fixture
+def visit(browser: Browser, live_server: LiveServer) -> Visit:
+    """One person on the live page, its catalog loaded and live (on the first brand)."""
+    visit = Visit(new_page(browser))
+    visit.watch()
+    visit.page.goto(f"{live_server.http}/")
+    expect(visit.page.locator("#status-catalog")).to_have_text("catalog: live")
+    expect(visit.page.locator("#product-rows tr")).not_to_have_count(0)
+    # Set once: a reload of the page would lose it.
+    visit.page.evaluate("() => { window.notReloaded = true; }")
+    return visit
 
 
 def join(page: Page, session_id: str, max_users: int) -> None:
@@ -171,3 +247,246 @@ def test_page_status_shows_the_drop_and_reconnects(
         expect(a.locator("#room-count")).to_have_text("1 / 5")
     finally:
         server.stop(signal.SIGTERM)
+
+
+# --- the catalog --------------------------------------------------------------------------
+
+Product = dict[str, Any]
+
+
+def run_sql(database_url: str, work: Callable[[asyncpg.Connection], Awaitable[object]]) -> None:
+    """Plain SQL on a connection of its own, as another program would change the catalog
+    (on another thread: sync Playwright's event loop is marked as running on this one)."""
+
+    async def session() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await work(conn)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, session()).result(timeout=WAIT_MS / 1000)
+
+
+def first_page(http: httpx.Client, brand_id: int) -> list[Product]:
+    """The brand's first page over HTTP: all its products (the demo's brands have a few)."""
+    page = http.get("/products", params={"brand_id": brand_id, "limit": 20}).json()
+    assert page["next_after"] is None and 3 <= len(page["items"]) < 20
+    items: list[Product] = page["items"]
+    return items
+
+
+def create(http: httpx.Client, name: str, brand_id: int) -> Product:
+    answer = http.post("/products", json={"product_name": name, "brand_id": brand_id})
+    assert answer.status_code == 201, answer.text
+    product: Product = answer.json()
+    return product
+
+
+def show_brand(page: Page, brand_id: int) -> None:
+    page.select_option("#brand-picker", str(brand_id))
+    expect(page.locator("#status-catalog")).to_have_text("catalog: live")
+
+
+def expect_products(page: Page, products: list[Product]) -> None:
+    """The shown rows are exactly these products (id and name), in this order."""
+    expect(page.locator("#product-rows td.id")).to_have_text(
+        [str(p["product_id"]) for p in products]
+    )
+    expect(page.locator("#product-rows td:not(.id)")).to_have_text(
+        [p["product_name"] for p in products]
+    )
+
+
+def row(page: Page, product: Product) -> Any:
+    return page.locator(f'#product-rows tr[data-product-id="{product["product_id"]}"]')
+
+
+def renamed(product: Product, name: str) -> Product:
+    return {**product, "product_name": name}
+
+
+def test_page_loads_with_no_console_error(visit: Visit) -> None:
+    """The page, its icon (inline: no /favicon.ico request) and the catalog load cleanly."""
+    expect(visit.page.locator("#brand-picker option")).to_have_count(100)
+    expect(visit.page.locator("#status-counter")).to_have_text("counter: connected")
+    expect(visit.page.locator("#status-broadcast")).to_have_text("broadcast: connected")
+    assert not [url for url in visit.requests if url.endswith("/favicon.ico")]
+    assert visit.errors == []
+
+
+def test_page_catalog_shows_a_brand_and_products_created_over_http(
+    visit: Visit, live_server: LiveServer
+) -> None:
+    """Pick a brand: its products; created ones appear without a reload, spilling over to
+    the next page once the page is full; another brand's product never shows."""
+    page = visit.page
+    with httpx.Client(base_url=live_server.http, timeout=WAIT_MS / 1000) as http:
+        items = first_page(http, 3)
+        show_brand(page, 3)
+        expect_products(page, items)
+        expect(page.locator("#page-next")).to_be_disabled()
+
+        elsewhere = create(http, "Not this brand", 4)
+        room = 20 - len(items)  # a page holds 20
+        made = [create(http, f"Kettle {i}", 3) for i in range(room + 1)]
+        expect_products(page, [*items, *made[:room]])
+        page.click("#page-next")
+        expect_products(page, made[room:])
+        later = create(http, "Kettle <b>last</b>", 3)
+        expect_products(page, [*made[room:], later])
+        page.click("#page-previous")
+        expect_products(page, [*items, *made[:room]])
+
+    expect(row(page, elsewhere)).to_have_count(0)
+    assert page.evaluate("() => window.notReloaded") is True
+    assert visit.errors == []
+
+
+def test_page_catalog_applies_changes_that_come_while_the_page_loads(
+    visit: Visit, live_server: LiveServer
+) -> None:
+    """A product created after the page's snapshot was read, whose frame arrives before the
+    snapshot does, still shows: frames wait for the snapshot, then apply (no gap)."""
+    page = visit.page
+    created: list[Product] = []
+    with httpx.Client(base_url=live_server.http, timeout=WAIT_MS / 1000) as http:
+        items = first_page(http, 9)
+
+        def hold_the_snapshot(route: Route) -> None:
+            snapshot = route.fetch()  # read now: the product below is not in it
+            created.append(create(http, "Made while the page loads", 9))
+            page.wait_for_function("() => window.catalogFeed.held > 0")  # its frame is in
+            route.fulfill(response=snapshot)
+
+        page.route("**/products?brand_id=9&*", hold_the_snapshot)
+        show_brand(page, 9)
+        expect_products(page, [*items, *created])
+    assert len(created) == 1
+    assert visit.errors == []
+
+
+def test_page_catalog_follows_plain_sql_updates_and_http_deletes(
+    visit: Visit, live_server: LiveServer, database_url: str
+) -> None:
+    """A rename in plain SQL shows; a product moved to another brand leaves, moved back it
+    returns; a product deleted over HTTP disappears; a renamed brand is renamed in the picker."""
+    page = visit.page
+    with httpx.Client(base_url=live_server.http, timeout=WAIT_MS / 1000) as http:
+        items = first_page(http, 5)
+        show_brand(page, 5)
+        expect_products(page, items)
+        first, moved, deleted = items[:3]
+
+        run_sql(
+            database_url,
+            lambda c: c.execute(
+                "UPDATE product SET product_name = 'Renamed in SQL' WHERE product_id = $1",
+                first["product_id"],
+            ),
+        )
+        expect(row(page, first)).to_contain_text("Renamed in SQL")
+
+        move = "UPDATE product SET brand_id = $2 WHERE product_id = $1"
+        run_sql(database_url, lambda c: c.execute(move, moved["product_id"], 6))
+        expect(row(page, moved)).to_have_count(0)
+        run_sql(database_url, lambda c: c.execute(move, moved["product_id"], 5))
+        expect_products(page, [renamed(first, "Renamed in SQL"), *items[1:]])
+
+        assert http.delete(f"/products/{deleted['product_id']}").status_code == 204
+        expect(row(page, deleted)).to_have_count(0)
+
+    run_sql(
+        database_url,
+        lambda c: c.execute("UPDATE brand SET brand_name = 'Renamed brand' WHERE brand_id = 5"),
+    )
+    expect(page.locator('#brand-picker option[value="5"]')).to_have_text("5 · Renamed brand")
+    expect_products(page, [renamed(first, "Renamed in SQL"), moved, *items[3:]])
+    assert page.evaluate("() => window.notReloaded") is True
+    assert visit.errors == []
+
+
+def drop_the_server(visit: Visit, live_server: LiveServer, brand_id: int) -> tuple[Product, int]:
+    """Show the brand, see a created product arrive (so the page has a change id), then stop
+    the server; returns the product and the last change id the page received."""
+    page = visit.page
+    with httpx.Client(base_url=live_server.http, timeout=WAIT_MS / 1000) as http:
+        show_brand(page, brand_id)
+        made = create(http, "Made before the drop", brand_id)
+    expect(row(page, made)).to_contain_text("Made before the drop")
+    last = page.evaluate("() => window.catalogFeed.lastId")
+    assert isinstance(last, int)
+    page.evaluate(RECORD_STATUS)
+    live_server.process.stop(signal.SIGTERM)
+    wait_for_status(page, rf"catalog: disconnected \({GOING_AWAY}\) — reconnecting in 0\.5 s")
+    return made, last
+
+
+def test_page_catalog_resumes_after_a_drop_from_the_last_change_it_saw(
+    visit: Visit, live_server: LiveServer, database_url: str
+) -> None:
+    """The server stops; changes made in plain SQL meanwhile arrive once the page reconnects
+    with ?after=<the last change id it saw>, without loading anything over HTTP again."""
+    page = visit.page
+    made, last = drop_the_server(visit, live_server, 7)
+    loaded, opened = len(visit.requests), len(visit.feeds)
+    run_sql(
+        database_url,
+        lambda c: c.execute(
+            "UPDATE product SET product_name = 'Renamed while away' WHERE product_id = $1",
+            made["product_id"],
+        ),
+    )
+    deleted = min(int(r) for r in page.locator("#product-rows td.id").all_inner_texts())
+    run_sql(database_url, lambda c: c.execute("DELETE FROM product WHERE product_id = $1", deleted))
+
+    server, _ = start_live_server(database_url, port=live_server.port)
+    try:
+        expect(row(page, made)).to_contain_text("Renamed while away", timeout=20_000)
+        expect(page.locator(f'#product-rows tr[data-product-id="{deleted}"]')).to_have_count(0)
+        expect(page.locator("#status-catalog")).to_have_text("catalog: live")
+    finally:
+        server.stop(signal.SIGTERM)
+
+    resumes = visit.feeds[opened:]  # one or more attempts, each from where it was
+    assert resumes and set(resumes) == {f"{live_server.ws}/ws/catalog?after={last}"}
+    assert not [u for u in visit.requests[loaded:] if "/products" in u or "/brands" in u]
+    assert page.evaluate("() => window.notReloaded") is True
+
+
+def test_page_catalog_reloads_when_the_feed_no_longer_has_its_place(
+    visit: Visit, live_server: LiveServer, database_url: str
+) -> None:
+    """While the server is down, the changes after the page's last id are pruned: the resume
+    closes 4410, so the page loads the brand's page over HTTP again and reconnects without
+    `after`; the changes show."""
+    page = visit.page
+    made, last = drop_the_server(visit, live_server, 8)
+    loaded, opened = len(visit.requests), len(visit.feeds)
+
+    async def change_then_prune(conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            "UPDATE product SET product_name = 'Renamed, then pruned' WHERE product_id = $1",
+            made["product_id"],
+        )
+        assert await queries.prune_changes(conn, older_than_s=0) > 0
+        await conn.execute(
+            "INSERT INTO product (product_name, brand_id) VALUES ('Added after pruning', 8)"
+        )
+
+    run_sql(database_url, change_then_prune)
+    server, _ = start_live_server(database_url, port=live_server.port)
+    try:
+        wait_for_status(page, r"catalog: disconnected \(4410 .*reload.*\) — reconnecting in .*")
+        expect(row(page, made)).to_contain_text("Renamed, then pruned", timeout=20_000)
+        expect(page.locator("#product-rows td:not(.id)").last).to_have_text("Added after pruning")
+        expect(page.locator("#status-catalog")).to_have_text("catalog: live")
+    finally:
+        server.stop(signal.SIGTERM)
+
+    *resumes, fresh = visit.feeds[opened:]
+    assert resumes and set(resumes) == {f"{live_server.ws}/ws/catalog?after={last}"}
+    assert fresh == f"{live_server.ws}/ws/catalog"
+    assert [u for u in visit.requests[loaded:] if "/products?brand_id=8" in u]
+    assert page.evaluate("() => window.notReloaded") is True
