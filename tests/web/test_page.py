@@ -30,6 +30,7 @@ from playwright.sync_api import (
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from src.catalog import queries
+from tests import helpers
 from tests.helpers import LiveServer, start_live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -269,6 +270,13 @@ def run_sql(database_url: str, work: Callable[[asyncpg.Connection], Awaitable[ob
         thread.submit(asyncio.run, session()).result(timeout=WAIT_MS / 1000)
 
 
+def api(live_server: LiveServer) -> httpx.Client:
+    """An HTTP client of the service for the test's own writes (the page only reads). Writes
+    carry tests.helpers.AUTH where it exists: catalog writes are getting a bearer token."""
+    auth: dict[str, str] = getattr(helpers, "AUTH", {})
+    return httpx.Client(base_url=live_server.http, timeout=WAIT_MS / 1000, headers=auth)
+
+
 def first_page(http: httpx.Client, brand_id: int) -> list[Product]:
     """The brand's first page over HTTP: all its products (the demo's brands have a few)."""
     page = http.get("/products", params={"brand_id": brand_id, "limit": 20}).json()
@@ -322,7 +330,7 @@ def test_page_catalog_shows_a_brand_and_products_created_over_http(
     """Pick a brand: its products; created ones appear without a reload, spilling over to
     the next page once the page is full; another brand's product never shows."""
     page = visit.page
-    with httpx.Client(base_url=live_server.http, timeout=WAIT_MS / 1000) as http:
+    with api(live_server) as http:
         items = first_page(http, 3)
         show_brand(page, 3)
         expect_products(page, items)
@@ -351,7 +359,7 @@ def test_page_catalog_applies_changes_that_come_while_the_page_loads(
     snapshot does, still shows: frames wait for the snapshot, then apply (no gap)."""
     page = visit.page
     created: list[Product] = []
-    with httpx.Client(base_url=live_server.http, timeout=WAIT_MS / 1000) as http:
+    with api(live_server) as http:
         items = first_page(http, 9)
 
         def hold_the_snapshot(route: Route) -> None:
@@ -373,7 +381,7 @@ def test_page_catalog_follows_plain_sql_updates_and_http_deletes(
     """A rename in plain SQL shows; a product moved to another brand leaves, moved back it
     returns; a product deleted over HTTP disappears; a renamed brand is renamed in the picker."""
     page = visit.page
-    with httpx.Client(base_url=live_server.http, timeout=WAIT_MS / 1000) as http:
+    with api(live_server) as http:
         items = first_page(http, 5)
         show_brand(page, 5)
         expect_products(page, items)
@@ -411,7 +419,7 @@ def drop_the_server(visit: Visit, live_server: LiveServer, brand_id: int) -> tup
     """Show the brand, see a created product arrive (so the page has a change id), then stop
     the server; returns the product and the last change id the page received."""
     page = visit.page
-    with httpx.Client(base_url=live_server.http, timeout=WAIT_MS / 1000) as http:
+    with api(live_server) as http:
         show_brand(page, brand_id)
         made = create(http, "Made before the drop", brand_id)
     expect(row(page, made)).to_contain_text("Made before the drop")
