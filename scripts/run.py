@@ -12,6 +12,7 @@ from types import FrameType
 
 import uvicorn
 
+from src.auth import dev_secret, dev_secret_file, mint
 from src.config import ConfigError, load_settings
 from src.db.embedded import EmbeddedPostgres
 
@@ -34,6 +35,13 @@ def main() -> int:
         print(f"starting the embedded PostgreSQL in {embedded.data_dir} ...", flush=True)
         os.environ["DATABASE_URL"] = embedded.start()  # read by src.main when uvicorn imports it
         print(f"PostgreSQL: {os.environ['DATABASE_URL']}", flush=True)
+    if not settings.JWT_SECRET:  # development: a secret kept in the data folder, and a token
+        secret_file = dev_secret_file(settings)
+        os.environ["JWT_SECRET"] = dev_secret(secret_file)
+        token = mint(os.environ["JWT_SECRET"], audience=settings.JWT_AUDIENCE, ttl_s=24 * 3600)
+        print(f"writes need a token (development secret in {secret_file}; valid 24 h):", flush=True)
+        print(f"    Authorization: Bearer {token}", flush=True)
+        print("    more: python -m scripts.token", flush=True)
     base = f"http://{settings.HOST}:{settings.PORT}"
     print(f"API: {base}/brands   docs: {base}/docs   page: {base}/", flush=True)
     signal.signal(signal.SIGINT, _graceful_exit)

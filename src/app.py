@@ -8,7 +8,6 @@ from functools import partial
 
 from lihil import Lihil
 from lihil.config import AppConfig, OASConfig
-from uvicorn.logging import DefaultFormatter
 
 from src import errors, lihil_patches  # noqa: F401  (registers the problem solver; patches)
 from src.catalog.feed import CatalogFeed
@@ -17,6 +16,7 @@ from src.config import Settings, load_settings
 from src.db.pool import Database, database_not_ready, open_pool
 from src.db.setup import prepare_database
 from src.edge import RouteTable, edge_middlewares, quiet_denied_handshakes
+from src.metrics import Metrics
 from src.openapi import openapi_document
 from src.realtime.asyncapi import build_asyncapi
 from src.realtime.broker import Broker, MemoryBroker
@@ -51,18 +51,6 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def show_logs(level: str) -> None:
-    """For the served process: the service's own log lines ("catalog.*") go where uvicorn's
-    go, in its format and at LOG_LEVEL (without this only warnings reached stderr, bare)."""
-    logger = logging.getLogger("catalog")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-    logger.setLevel(level.upper())
-
-
 def create_app(settings: Settings | None = None) -> Lihil:
     settings = settings or load_settings()
     broker: Broker = MemoryBroker()
@@ -72,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
         window_ms=settings.COUNTER_WINDOW_MS,
         queue_limit=settings.WS_SEND_QUEUE,
         max_message_bytes=settings.WS_MAX_MESSAGE_BYTES,
+        max_messages_per_s=settings.WS_MAX_MESSAGES_PER_S,
     )
 
     async def lifespan(app: Lihil) -> AsyncGenerator[None, None]:
@@ -83,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
                     log.info("loaded the demo catalog (100 brands, 1,000 products, 100,000 SKUs)")
             db = Database(pool)
             app.graph.register_singleton(db, Database)
+            metrics.database = db
             await broker.start()
             await feed.start(db)
             try:
@@ -95,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
         finally:
             await asyncio.wait_for(pool.close(), timeout=10)
 
+    metrics = Metrics(registry, broker, feed)
     quiet_denied_handshakes()
     routes = build_routes()
     ws_routes = build_ws_routes()
@@ -107,14 +98,13 @@ def create_app(settings: Settings | None = None) -> Lihil:
             oas=OASConfig(TITLE="Catalog API"),
         ),
         lifespan=lifespan,
-        middlewares=edge_middlewares(
-            RouteTable(routes, ws_routes), settings.allowed_origins, settings.MAX_BODY_BYTES
-        ),
+        middlewares=edge_middlewares(RouteTable(routes, ws_routes), settings, metrics),
     )
     app.graph.register_singleton(settings, Settings)
     app.graph.register_singleton(broker, Broker)
     app.graph.register_singleton(registry, Registry)
     app.graph.register_singleton(feed, CatalogFeed)
+    app.graph.register_singleton(metrics, Metrics)
     app.graph.node(database_not_ready)
     asyncapi = partial(
         build_asyncapi,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,6 +28,7 @@ class ConfigError(Exception):
 
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+MIN_SECRET_BYTES = 32
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -43,8 +45,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     PORT: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     WORKERS: PositiveInt = 1
     LOG_LEVEL: Literal["debug", "info", "warning", "error"] = "info"
+    ENV: Literal["development", "production"] = "development"
+    # Authentication of catalog writes (API.md "Authentication")
+    JWT_SECRET: str | None = None
+    JWT_AUDIENCE: str = "catalog"
     # Limits (API.md "Limits")
     MAX_BODY_BYTES: PositiveInt = 1024 * 1024
+    WRITE_RATE_PER_MIN: PositiveInt = 600
+    WS_MAX_MESSAGES_PER_S: PositiveInt = 100
+    WS_MAX_CONNECTIONS_PER_ADDRESS: Annotated[int, msgspec.Meta(ge=0)] = 0  # 0: no limit
+    TRUSTED_PROXIES: str = ""  # comma-separated addresses or networks (CIDR)
+    LOG_FORMAT: Literal["text", "json"] = "text"
     # WebSockets
     ALLOWED_ORIGINS: str = ""
     BROKER: Literal["memory", "redis"] = "memory"
@@ -68,6 +79,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ConfigError("DB_POOL_MIN must not exceed DB_POOL_MAX")
         if self.DEFAULT_SESSION_USERS > self.MAX_SESSION_USERS:
             raise ConfigError("DEFAULT_SESSION_USERS must not exceed MAX_SESSION_USERS")
+        if self.ENV == "production" and len((self.JWT_SECRET or "").encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"ENV=production needs JWT_SECRET of at least {MIN_SECRET_BYTES} bytes "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        try:
+            self.trusted_proxies  # noqa: B018  (parsed here so a bad one stops start-up)
+        except ValueError as exc:
+            raise ConfigError(f"invalid setting TRUSTED_PROXIES: {exc}") from exc
         if self.BROKER == "redis" and not self.REDIS_URL:
             raise ConfigError("BROKER=redis needs REDIS_URL")
         if self.BROKER == "redis":  # refused rather than validated and silently ignored
@@ -77,6 +97,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"WORKERS={self.WORKERS} with BROKER=memory: each worker would count, admit "
                 "and broadcast only its own clients; serve one worker (WORKERS=1)"
             )
+
+    @property
+    def trusted_proxies(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(ip_network(p.strip()) for p in self.TRUSTED_PROXIES.split(",") if p.strip())
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:

@@ -2,8 +2,12 @@
 
 Plain ASGI middlewares (never starlette's BaseHTTPMiddleware), outermost first:
 
+- `ResponseHeaders` (src/logs.py) gives each request its id and each response its id and
+  security headers;
+- `HttpMetrics` (src/metrics.py) times and counts every request by route template;
 - `ProblemMiddleware` turns lihil's own text/plain 404 and 405, and any exception that
   escapes, into problems;
+- `WriteGate` asks catalog writes for a bearer token and limits their rate;
 - `RequestGuard` refuses bodies that are not JSON or too large, and repeated parameters;
 - `ConditionalGet` (src/caching.py) tags GET answers with an ETag, answers 304, and HEAD;
 - `WebSocketGate` refuses what must not reach a WebSocket handler.
@@ -14,12 +18,15 @@ decided in `src.errors`; this module only puts it on the wire.
 """
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from src.auth import verify
 from src.caching import ASGIApp, ConditionalGet, Scope
+from src.config import Settings
 from src.errors import (
     AppError,
     BodyTooLarge,
@@ -27,10 +34,14 @@ from src.errors import (
     InvalidRequest,
     NotFound,
     Problem,
+    TooManyRequests,
     UnsupportedMediaType,
     problem_response,
     to_problem,
 )
+from src.limits import Buckets, Network, client_address
+from src.logs import ResponseHeaders
+from src.metrics import HttpMetrics, Metrics
 from src.realtime.protocol import Close
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
@@ -57,6 +68,13 @@ class RouteTable:
                 methods = set(route.endpoints)
                 return sorted(methods | {"HEAD"} if "GET" in methods else methods)
         return []
+
+    def template(self, scope: Scope) -> str | None:
+        """The path template of the HTTP route matching this path (a metric label)."""
+        for route in self.http:
+            if route.match(scope):
+                return str(route.path)
+        return None
 
     def serves_websocket(self, scope: Scope) -> bool:
         if not scope["path"].startswith(self._ws_prefixes):
@@ -93,10 +111,13 @@ class WebSocketGate:
       WebSocket would fail an assertion on it: HTTP 500).
     """
 
-    def __init__(self, app: ASGIApp, routes: RouteTable, allowed_origins: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, routes: RouteTable, settings: Settings) -> None:
         self.app = app
         self.routes = routes
-        self.allowed = tuple(allowed_origins)
+        self.allowed = settings.allowed_origins
+        self.trusted = settings.trusted_proxies
+        self.max_per_address = settings.WS_MAX_CONNECTIONS_PER_ADDRESS  # 0: no limit
+        self.open_per_address: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -117,11 +138,27 @@ class WebSocketGate:
         if origin is not None and not origin_allowed(
             origin.decode("latin-1"), host.decode("latin-1") if host else None, self.allowed
         ):
-            await send({"type": "websocket.accept"})
             reason = f"origin {origin.decode('latin-1')[:80]} is not allowed"
-            await send({"type": "websocket.close", "code": Close.FORBIDDEN, "reason": reason})
+            await _accept_and_close(send, Close.FORBIDDEN, reason)
             return
-        await self.app(scope, _replay_connect(receive), send)
+        if not self.max_per_address:
+            await self.app(scope, _replay_connect(receive), send)
+            return
+        address = address_of(scope, self.trusted)
+        if self.open_per_address.get(address, 0) >= self.max_per_address:
+            reason = (
+                f"too many connections from this address ({self.max_per_address}, "
+                "WS_MAX_CONNECTIONS_PER_ADDRESS); try again later"
+            )
+            await _accept_and_close(send, Close.TRY_AGAIN_LATER, reason)
+            return
+        self.open_per_address[address] = self.open_per_address.get(address, 0) + 1
+        try:
+            await self.app(scope, _replay_connect(receive), send)
+        finally:
+            left = self.open_per_address.pop(address) - 1
+            if left:
+                self.open_per_address[address] = left
 
     async def _refuse(self, scope: Scope, receive: Any, send: Any) -> None:
         _denied.set(True)
@@ -131,6 +168,13 @@ class WebSocketGate:
         path = scope["path"]
         problem, headers = to_problem(NotFound(f"no WebSocket at {path}"), path)
         await problem_response(problem, headers)(scope, receive, send)
+
+
+async def _accept_and_close(send: Any, code: int, reason: str) -> None:
+    """Refuse after accepting, so a browser can read the code (a refused handshake reaches
+    it only as 1006)."""
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": code, "reason": reason})
 
 
 # UVICORN TRAP: after a handshake denial (an HTTP response instead of accept) uvicorn 0.54
@@ -295,13 +339,64 @@ class RequestGuard:
         return limited
 
 
+def address_of(scope: Scope, trusted: tuple[Network, ...]) -> str:
+    """The client address of a request or handshake (X-Forwarded-For from trusted proxies)."""
+    peer = scope.get("client")
+    forwarded = [
+        v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"
+    ]
+    return client_address(peer[0] if peer else None, forwarded, trusted)
+
+
+class WriteGate:
+    """Catalog writes (every POST, PUT, PATCH and DELETE a route serves): at most
+    WRITE_RATE_PER_MIN per client address (429 with Retry-After), and only with a valid
+    bearer token (401). Counted before the token is checked, so guessing costs the same."""
+
+    def __init__(self, app: ASGIApp, routes: RouteTable, settings: Settings) -> None:
+        self.app = app
+        self.routes = routes
+        self.secret, self.audience = settings.JWT_SECRET, settings.JWT_AUDIENCE
+        self.trusted = settings.trusted_proxies
+        rate = settings.WRITE_RATE_PER_MIN
+        self.buckets = Buckets(rate=rate / 60, burst=rate)
+        self.rate = rate
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] in WRITES:
+            if scope["method"] in self.routes.allowed_methods(scope):
+                try:
+                    self._admit(scope)
+                except AppError as exc:
+                    await problem_response(*to_problem(exc, scope["path"]))(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    def _admit(self, scope: Scope) -> None:
+        wait = self.buckets.take(address_of(scope, self.trusted), time.monotonic())
+        if wait:
+            raise TooManyRequests(
+                f"more than {self.rate} catalog writes a minute from this address "
+                f"(WRITE_RATE_PER_MIN); retry in {wait} s",
+                retry_after=wait,
+            )
+        header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), None)
+        verify(header.decode("latin-1") if header else None, self.secret, audience=self.audience)
+
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 def edge_middlewares(
-    routes: RouteTable, allowed_origins: Iterable[str], max_body_bytes: int
+    routes: RouteTable, settings: Settings, metrics: Metrics
 ) -> list[Callable[[ASGIApp], ASGIApp]]:
     """The middleware factories for `Lihil(middlewares=...)`, outermost first."""
     return [
+        ResponseHeaders,
+        lambda app: HttpMetrics(app, metrics, routes.template),
         lambda app: ProblemMiddleware(app, routes),
-        lambda app: RequestGuard(app, max_body_bytes),
+        lambda app: WriteGate(app, routes, settings),
+        lambda app: RequestGuard(app, settings.MAX_BODY_BYTES),
         ConditionalGet,
-        lambda app: WebSocketGate(app, routes, allowed_origins),
+        lambda app: WebSocketGate(app, routes, settings),
     ]

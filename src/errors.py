@@ -4,6 +4,8 @@
     ├── AppError                 domain errors, raised by queries and routes
     │   ├── NotFound             404  a product or brand that does not exist
     │   ├── UnknownBrand         409  a write names a brand_id that does not exist
+    │   ├── Unauthorized         401  a catalog write without a valid token (`src.auth`)
+    │   ├── TooManyRequests      429  writes over WRITE_RATE_PER_MIN (`src.limits`)
     │   ├── BodyTooLarge         413  a body over MAX_BODY_BYTES (`src.edge.RequestGuard`)
     │   ├── UnsupportedMediaType 415  a body not declared as JSON (`src.edge.RequestGuard`)
     │   ├── InvalidRequest       422  bad input (lihil's InvalidRequestErrors, translated)
@@ -21,11 +23,13 @@ Each AppError's docstring describes it in the OpenAPI document.
 
 import logging
 import re
-from typing import Annotated, ClassVar
+from typing import Annotated
 
 import msgspec
 from lihil import HTTPException, Request, Response
 from lihil.problems import InvalidRequestErrors, problem_solver
+
+from src.logs import request_id
 
 log = logging.getLogger("catalog.errors")
 PROBLEM_JSON = "application/problem+json"
@@ -56,7 +60,7 @@ class AppError(Exception):
     status = 500
     type = "internal-error"
     title = "Internal server error"
-    headers: ClassVar[dict[str, str] | None] = None
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -105,6 +109,35 @@ class InvalidRequest(AppError):
         return self.errors
 
 
+class Unauthorized(AppError):
+    """`unauthorized`: a catalog write without a valid bearer token (`WWW-Authenticate`
+    says why, as RFC 6750 asks)."""
+
+    status = 401
+    type = "unauthorized"
+    title = "Authentication required"
+
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        super().__init__(detail)
+        challenge = 'Bearer realm="catalog"'
+        if error:  # no error code when the request carried no credentials at all
+            challenge += f', error="{error}", error_description="{detail}"'
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class TooManyRequests(AppError):
+    """`too-many-requests`: over WRITE_RATE_PER_MIN for this client address; retry after
+    `Retry-After` seconds."""
+
+    status = 429
+    type = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class BodyTooLarge(AppError):
     """`body-too-large`: the request body exceeds MAX_BODY_BYTES."""
 
@@ -130,7 +163,10 @@ class DatabaseUnavailable(AppError):
     status = 503
     type = "database-unavailable"
     title = "Database unavailable"
-    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": "1"}
 
 
 # msgspec names the field inside a body either as " - at `$.field`" at the end of its
@@ -176,11 +212,13 @@ def to_problem(exc: BaseException, instance: str) -> tuple[Problem, dict[str, st
             instance=instance,
         ), exc.headers
     log.error("unhandled error at %s", instance, exc_info=exc)
+    rid = request_id.get()
     return Problem(
         type="internal-error",
         title="Internal server error",
         status=500,
-        detail="the server failed to handle this request; it has been logged",
+        detail="the server failed to handle this request; it has been logged"
+        + (f" (request {rid})" if rid else ""),
         instance=instance,
     ), None
 

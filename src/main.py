@@ -6,10 +6,11 @@ everything else (tests, scripts) imports the factory from `src.app`, which has n
 effects.
 """
 
-from src.app import create_app, show_logs, tune_gc
+from src.app import create_app, tune_gc
 from src.config import load_settings
+from src.logs import show_logs
 
 settings = load_settings()
-show_logs(settings.LOG_LEVEL)
+show_logs(settings.LOG_LEVEL, settings.LOG_FORMAT)
 app = create_app(settings)
 tune_gc()

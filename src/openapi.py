@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 from lihil import Lihil
 
-from src.errors import AppError, Problem
+from src.errors import AppError, Problem, Unauthorized
 
 REF = "#/components/schemas/{name}"
 PROBLEM_REF = {"$ref": REF.format(name="Problem")}
@@ -29,9 +29,12 @@ class Operation:
     operation_id: str
     summary: str
     problems: tuple[type[AppError], ...]
+    content_type: str | None = None  # a success body that is text, not JSON
 
 
-def operation(operation_id: str, summary: str, *problems: type[AppError]) -> Callable[[F], F]:
+def operation(
+    operation_id: str, summary: str, *problems: type[AppError], content_type: str | None = None
+) -> Callable[[F], F]:
     """Declares a handler's operation, beside the handler:
 
     @operation("getBrand", "Get a brand", NotFound, InvalidRequest, DatabaseUnavailable)
@@ -39,7 +42,7 @@ def operation(operation_id: str, summary: str, *problems: type[AppError]) -> Cal
     """
 
     def declare(handler: F) -> F:
-        handler.__operation__ = Operation(operation_id, summary, problems)  # type: ignore[attr-defined]
+        handler.__operation__ = Operation(operation_id, summary, problems, content_type)  # type: ignore[attr-defined]
         return handler
 
     return declare
@@ -78,6 +81,8 @@ def _finish_operation(spec: Operation, op: dict[str, Any]) -> dict[str, Any]:
     success = {code: op["responses"][code]}
     for code, response in success.items():
         response["description"] = SUCCESS_DESCRIPTIONS[code]
+        if spec.content_type:
+            response["content"] = {spec.content_type: {"schema": {"type": "string"}}}
         if code == "201":
             response["headers"] = {
                 "Location": {
@@ -102,6 +107,8 @@ def _finish_operation(spec: Operation, op: dict[str, Any]) -> dict[str, Any]:
         finished["parameters"] = [_finish_parameter(p) for p in params]
     if "requestBody" in op:
         finished["requestBody"] = op["requestBody"]
+    if Unauthorized in spec.problems:  # the operations src.edge.WriteGate asks a token of
+        finished["security"] = [{"bearerAuth": []}]
     finished["responses"] = {**success, **problems}
     return finished
 
@@ -146,7 +153,18 @@ def finish_openapi(
         },
         "tags": TAGS,
         "paths": paths,
-        "components": {"schemas": {**schemas, **problem_schemas()}},
+        "components": {
+            "schemas": {**schemas, **problem_schemas()},
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "HS256 JWT with `exp` and `aud` (JWT_AUDIENCE); "
+                    "`python -m scripts.token` mints one.",
+                }
+            },
+        },
     }
 
 

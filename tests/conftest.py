@@ -24,7 +24,7 @@ from src.app import create_app
 from src.config import Settings
 from src.db.embedded import EmbeddedPostgres
 from src.db.setup import prepare_database
-from tests.helpers import LiveServer, make_settings, start_live_server, with_database
+from tests.helpers import AUTH, LiveServer, make_settings, start_live_server, with_database
 
 TEMPLATE = "catalog_template"
 
@@ -101,7 +101,7 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     """The app on its own database, lifespan run (LIHIL TRAP: the lifespan must run)."""
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers=AUTH) as c:  # writes carry a valid token
         yield c
 
 

@@ -12,7 +12,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
+from src.auth import mint
 from src.config import PROJECT_ROOT, Settings, load_settings
+
+# Every test app and live server verifies writes with this secret; AUTH carries a token.
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+TOKEN = mint(TEST_JWT_SECRET, audience="catalog", subject="tests", ttl_s=24 * 3600)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class Process:
@@ -85,7 +91,7 @@ def with_database(dsn: str, name: str) -> str:
 
 def make_settings(**overrides: object) -> Settings:
     """Settings for tests: never the developer's environment or .env file."""
-    return load_settings(environ={}, env_file=None, **overrides)
+    return load_settings(environ={}, env_file=None, **{"JWT_SECRET": TEST_JWT_SECRET, **overrides})
 
 
 class LiveServer:
@@ -105,7 +111,12 @@ def start_live_server(
     args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", str(port)]
     process = Process(
         [sys.executable, *args, *(extra_args or [])],
-        {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50", **env},
+        {
+            "DATABASE_URL": database_url,
+            "COUNTER_WINDOW_MS": "50",
+            "JWT_SECRET": TEST_JWT_SECRET,
+            **env,
+        },
     )
     try:
         line = process.wait_for("Uvicorn running on")  # printed once the socket is bound

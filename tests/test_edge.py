@@ -12,7 +12,7 @@ from lihil import Route, WebSocketRoute
 
 from src.edge import ProblemMiddleware, RouteTable, WebSocketGate, origin_allowed
 from src.errors import NotFound
-from tests.helpers import LiveServer
+from tests.helpers import LiveServer, make_settings
 
 Message = dict[str, Any]
 App = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
@@ -114,7 +114,9 @@ async def test_gate_refuses_a_handshake_to_a_path_without_websocket_with_404() -
     """The refusal is an HTTP 404 problem sent as a handshake denial."""
     inner, scopes = reached()
     sent = await call(
-        WebSocketGate(inner, routes(), ()), websocket("/items"), [{"type": "websocket.connect"}]
+        WebSocketGate(inner, routes(), make_settings()),
+        websocket("/items"),
+        [{"type": "websocket.connect"}],
     )
     assert scopes == []
     assert [m["type"] for m in sent] == [
@@ -130,7 +132,9 @@ async def test_gate_closes_policy_where_the_server_cannot_send_a_denial() -> Non
     """Without the websocket.http.response extension the refusal is a close (HTTP 403)."""
     inner, _ = reached()
     scope = websocket("/items") | {"extensions": {}}
-    sent = await call(WebSocketGate(inner, routes(), ()), scope, [{"type": "websocket.connect"}])
+    sent = await call(
+        WebSocketGate(inner, routes(), make_settings()), scope, [{"type": "websocket.connect"}]
+    )
     assert sent == [{"type": "websocket.close", "code": 1008}]
 
 
@@ -145,7 +149,7 @@ async def test_gate_lets_allowed_origins_through_and_closes_others_4403(
     inner, scopes = reached()
     headers = [(b"host", b"api.example")] + ([(b"origin", origin)] if origin else [])
     sent = await call(
-        WebSocketGate(inner, routes(), ()),
+        WebSocketGate(inner, routes(), make_settings()),
         websocket("/ws/echo", headers),
         [{"type": "websocket.connect"}],
     )
@@ -160,7 +164,7 @@ async def test_gate_lets_allowed_origins_through_and_closes_others_4403(
 async def test_gate_answers_plain_http_to_a_websocket_path_426() -> None:
     """GET /ws/echo without an upgrade is 426 with Upgrade: websocket, as a problem."""
     inner, scopes = reached()
-    sent = await call(WebSocketGate(inner, routes(), ()), http("/ws/echo"), [])
+    sent = await call(WebSocketGate(inner, routes(), make_settings()), http("/ws/echo"), [])
     assert scopes == [] and sent[0]["status"] == 426
     assert (b"upgrade", b"websocket") in sent[0]["headers"]
     assert body_of(sent)["type"] == "upgrade-required"

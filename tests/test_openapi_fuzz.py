@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import LiveServer
+from tests.helpers import AUTH, LiveServer
 
 
 def test_schemathesis_finds_no_failure(live_server: LiveServer, tmp_path: Path) -> None:
@@ -28,6 +28,8 @@ def test_schemathesis_finds_no_failure(live_server: LiveServer, tmp_path: Path) 
             "--no-color",
             "--request-timeout",
             "10",
+            "--header",
+            f"Authorization: {AUTH['Authorization']}",
         ],
         cwd=tmp_path,  # schemathesis keeps state in the working directory
         capture_output=True,
@@ -36,7 +38,7 @@ def test_schemathesis_finds_no_failure(live_server: LiveServer, tmp_path: Path) 
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
-    assert "Tested: 11" in output, output[-2000:]
+    assert "Tested: 12" in output, output[-2000:]
     generated = re.search(r"(\d+) generated, (\d+) passed", output)
     assert generated, output[-2000:]
     assert int(generated.group(1)) >= 500 and generated.group(1) == generated.group(2)

@@ -23,7 +23,17 @@ from src.catalog.models import (
     decode_product_in,
 )
 from src.db.pool import Conn, Database, ping
-from src.errors import DatabaseUnavailable, InvalidRequest, NotFound, UnknownBrand
+from src.errors import (
+    BodyTooLarge,
+    DatabaseUnavailable,
+    InvalidRequest,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    UnknownBrand,
+    UnsupportedMediaType,
+)
+from src.metrics import CONTENT_TYPE, Metrics
 from src.openapi import operation
 
 _encode = msgspec.json.Encoder().encode
@@ -43,9 +53,11 @@ def json_body(text: str, shape: type[T]) -> T:
     return cast(T, Response(text, media_type="application/json"))
 
 
-# The problems of every data endpoint (bad input, database down), and of writes.
+# The problems of every data endpoint (bad input, database down), of writes (src.edge's
+# WriteGate: token, rate), and of writes with a body (src.edge's RequestGuard).
 DATA = (InvalidRequest, DatabaseUnavailable)
-WRITE = (UnknownBrand, *DATA)
+GATED = (Unauthorized, TooManyRequests, *DATA)
+WRITE = (UnknownBrand, BodyTooLarge, UnsupportedMediaType, *GATED)
 
 
 @operation("getTime", "Server time")
@@ -129,7 +141,7 @@ async def replace_product(product_id: ProductId, product: Body, conn: Conn) -> P
     return updated
 
 
-@operation("deleteProduct", "Delete a product", NotFound, *DATA)
+@operation("deleteProduct", "Delete a product", NotFound, *GATED)
 async def delete_product(product_id: ProductId, conn: Conn) -> Annotated[Empty, status.NO_CONTENT]:
     """Delete a product and its SKUs."""
     if not await queries.delete_product(conn, product_id=product_id):
@@ -141,6 +153,12 @@ async def delete_product(product_id: ProductId, conn: Conn) -> Annotated[Empty, 
 async def health() -> Health:
     """Liveness: 200 while the process runs."""
     return Health(status="ok")
+
+
+@operation("getMetrics", "Prometheus metrics", content_type="text/plain")
+async def metrics_text(metrics: Metrics) -> str:
+    """Prometheus text: requests, latency, sockets, frames, closes, pool, broker, feed."""
+    return Response(metrics.render(), media_type=CONTENT_TYPE)  # type: ignore[return-value]
 
 
 @operation("getReady", "Readiness", DatabaseUnavailable)
@@ -159,7 +177,7 @@ def build_routes() -> list[Route]:
         Route("/product"),
     )
     brand, product = brands.sub("/{brand_id}"), products.sub("/{product_id}")
-    health_route, ready_route = Route("/health"), Route("/ready")
+    health_route, ready_route, metrics_route = Route("/health"), Route("/ready"), Route("/metrics")
     service, brand_tag, product_tag = ["service"], ["brands"], ["products"]
     time.get(get_time, tags=service)
     brands.get(list_brands, tags=brand_tag)
@@ -172,4 +190,15 @@ def build_routes() -> list[Route]:
     product.delete(delete_product, tags=product_tag)
     health_route.get(health, tags=service)
     ready_route.get(ready, tags=service)
-    return [time, brands, brand, products, product, product_alias, health_route, ready_route]
+    metrics_route.get(metrics_text, tags=service)
+    return [
+        time,
+        brands,
+        brand,
+        products,
+        product,
+        product_alias,
+        health_route,
+        ready_route,
+        metrics_route,
+    ]

@@ -132,6 +132,11 @@ class Database:
         self.pool = pool
         self._turns = asyncio.Semaphore(pool.get_max_size())
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a connection (for metrics; asyncio keeps no public count)."""
+        return len(getattr(self._turns, "_waiters", None) or ())
+
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async with self._turns:
             return await self.pool.fetch(query, *args)

@@ -12,7 +12,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from lihil.vendors import WebSocket, WebSocketDisconnect
 
+from src.limits import Bucket
 from src.realtime.broker import Broker
 from src.realtime.protocol import Close
 
@@ -78,10 +79,22 @@ class Peer:
     in a single slot instead, replaced by a newer one: a slow reader never piles them up.
     """
 
-    def __init__(self, ws: WebSocket, *, queue_limit: int, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        *,
+        queue_limit: int,
+        max_message_bytes: int,
+        max_messages_per_s: float = float("inf"),
+    ) -> None:
         self.ws = ws
         self.queue_limit = queue_limit
         self.max_message_bytes = max_message_bytes
+        self.max_messages_per_s = max_messages_per_s
+        self.endpoint = ""  # its route's path template, set by Registry.connect (metrics)
+        self.sent = 0  # frames handed to the socket (metrics)
+        # What the client sends: `max_messages_per_s` sustained, bursts of 2 s worth.
+        self._incoming = Bucket(max_messages_per_s, 2 * max_messages_per_s, time.monotonic())
         self.state = PeerState.OPEN
         self.close_code: int | None = None  # set once CLOSING or CLOSED
         self.closing: asyncio.Task[None] | None = None  # the task sending our close frame
@@ -119,6 +132,7 @@ class Peer:
             self._latest = message
 
     def _write_now(self, message: Message) -> None:
+        self.sent += 1
         coro = self.ws.send(message)
         try:
             blocked_on = coro.send(None)
@@ -141,6 +155,7 @@ class Peer:
                     message, self._latest = self._latest, None
                 else:
                     break
+                self.sent += 1
                 await self.ws.send(message)
         except asyncio.CancelledError:
             raise
@@ -160,6 +175,7 @@ class Peer:
         if self.state is not PeerState.HELD:
             return False
         try:
+            self.sent += 1
             await self.ws.send(text_message(frame))
         except Exception as exc:  # the client went away; the reader will see it
             log.debug("send failed: %r", exc)
@@ -228,7 +244,10 @@ class Peer:
                 self._closed_by_client(message.get("code", Close.NORMAL))
                 break
             text, data = message.get("text"), message.get("bytes")
-            if self._too_big(text, data):
+            if self._incoming.take(time.monotonic()):
+                limit = f"{self.max_messages_per_s:g}"
+                self.close(Close.POLICY, f"sending faster than {limit} frames a second")
+            elif self._too_big(text, data):
                 self.close(Close.TOO_BIG, f"message larger than {self.max_message_bytes} bytes")
             elif text is not None:
                 return str(text)
@@ -320,31 +339,53 @@ class Registry:
     """Every open local peer, and which topics each of them listens to."""
 
     def __init__(
-        self, broker: Broker, *, window_ms: int, queue_limit: int, max_message_bytes: int
+        self,
+        broker: Broker,
+        *,
+        window_ms: int,
+        queue_limit: int,
+        max_message_bytes: int,
+        max_messages_per_s: float = float("inf"),
     ) -> None:
         self.broker = broker
         self.window = window_ms / 1000
         self.queue_limit = queue_limit
         self.max_message_bytes = max_message_bytes
+        self.max_messages_per_s = max_messages_per_s
         self._peers: set[Peer] = set()
         self._topics: dict[str, _Topic] = {}
+        # For metrics, per endpoint: frames sent by peers already gone, and close codes.
+        self.sent_by_gone: Counter[str] = Counter()
+        self.closes: Counter[tuple[str, int]] = Counter()
 
     @property
     def open_peers(self) -> int:
         return len(self._peers)
 
     @asynccontextmanager
-    async def connect(self, ws: WebSocket) -> AsyncIterator[Peer]:
+    async def connect(self, ws: WebSocket, endpoint: str = "") -> AsyncIterator[Peer]:
         """Accept `ws` and track it as a Peer until the block ends; then close (1000 unless
-        closed already) and forget it."""
+        closed already) and forget it. `endpoint` (the route's path template) labels it
+        in metrics."""
         await ws.accept()
-        peer = Peer(ws, queue_limit=self.queue_limit, max_message_bytes=self.max_message_bytes)
+        peer = Peer(
+            ws,
+            queue_limit=self.queue_limit,
+            max_message_bytes=self.max_message_bytes,
+            max_messages_per_s=self.max_messages_per_s,
+        )
+        peer.endpoint = endpoint
         self._peers.add(peer)
         try:
             yield peer
         finally:
             self._peers.discard(peer)
             await peer.finish()
+            self.sent_by_gone[peer.endpoint] += peer.sent
+            self.closes[peer.endpoint, peer.close_code or Close.NORMAL] += 1
+
+    def peers(self) -> frozenset[Peer]:
+        return frozenset(self._peers)
 
     @contextmanager
     def subscription(

@@ -25,9 +25,15 @@ def new_member_id() -> str:
     return f"{NODE_ID}-{next(_sequence)}"
 
 
+def endpoint_of(path: str) -> str:
+    """The endpoint's path template (a bounded set of metric labels): the gate lets only
+    the WebSocket routes' paths through, and only rooms have a parameter in theirs."""
+    return "/web_socket/{session_id}" if path.startswith("/web_socket/") else path
+
+
 async def open_peer(ws: Ignore[WebSocket], registry: Registry) -> Ignore[AsyncIterator[Peer]]:
     """Accept, hand the handler a Peer (queue + writer task), close and clean up after."""
-    async with registry.connect(ws) as peer:
+    async with registry.connect(ws, endpoint_of(ws.scope["path"])) as peer:
         yield peer
 
 

@@ -10,6 +10,7 @@ from lihil.vendors import TestClient
 from src.app import create_app
 from src.config import Settings
 from tests.catalog.test_routes import assert_problem
+from tests.helpers import AUTH
 
 GOOD = b'{"product_name": "Kettle", "brand_id": 1}'
 
@@ -108,7 +109,7 @@ def test_a_repeated_query_parameter_is_refused_by_name(
 @pytest.fixture
 def small_body_client(settings: Settings) -> Iterator[TestClient]:
     limited = msgspec.structs.replace(settings, MAX_BODY_BYTES=64)
-    with TestClient(create_app(limited), raise_server_exceptions=False) as c:
+    with TestClient(create_app(limited), raise_server_exceptions=False, headers=AUTH) as c:
         yield c
 
 

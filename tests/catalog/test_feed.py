@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection
 
 from src.catalog import queries
 from src.config import PROJECT_ROOT
-from tests.helpers import LiveServer, start_live_server
+from tests.helpers import AUTH, LiveServer, start_live_server
 
 TIMEOUT = 10
 
@@ -185,7 +185,7 @@ async def test_changes_over_http_and_in_plain_sql_reach_the_feed(
     """A product created over HTTP, updated in plain SQL and deleted over HTTP: one frame
     each, in order, carrying the row as GET shows it."""
     async with websockets.connect(f"{live_server.ws}/ws/catalog") as ws:
-        async with httpx.AsyncClient(base_url=live_server.http) as http:
+        async with httpx.AsyncClient(base_url=live_server.http, headers=AUTH) as http:
             created = (
                 await http.post("/products", json={"product_name": "Kettle", "brand_id": 3})
             ).json()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
-from catalog_client import Client
+from catalog_client import AuthenticatedClient
 from catalog_client.api.brands import get_brand, list_brands
 from catalog_client.api.products import (
     create_product,
@@ -32,7 +32,7 @@ from catalog_client.models import (
 
 from src.config import PROJECT_ROOT
 from src.db.embedded import EmbeddedPostgres
-from tests.helpers import LiveServer, start_live_server
+from tests.helpers import TOKEN, LiveServer, start_live_server
 
 CLIENT = PROJECT_ROOT / "clients" / "python" / "catalog_client"
 
@@ -83,12 +83,14 @@ def plain(model: Model) -> None:
 
 
 @pytest.fixture
-def api(live_server: LiveServer) -> Iterator[Client]:
-    with Client(base_url=live_server.http, raise_on_unexpected_status=True) as client:
+def api(live_server: LiveServer) -> Iterator[AuthenticatedClient]:
+    with AuthenticatedClient(
+        base_url=live_server.http, token=TOKEN, raise_on_unexpected_status=True
+    ) as client:
         yield client
 
 
-def test_client_reads_service_and_brands(api: Client) -> None:
+def test_client_reads_service_and_brands(api: AuthenticatedClient) -> None:
     """getTime, getHealth, getReady, listBrands, getBrand (200, 404, 422) as typed models."""
     now = get_time.sync(client=api)
     assert now is not None and 1 <= now.month <= 12
@@ -114,7 +116,7 @@ def test_client_reads_service_and_brands(api: Client) -> None:
     plain(bad.parsed.errors[0])
 
 
-def test_client_pages_products(api: Client) -> None:
+def test_client_pages_products(api: AuthenticatedClient) -> None:
     """listProducts: typed pages, next_after, brand filter and bounds."""
     page = list_products.sync(client=api, limit=5, after=10)
     assert isinstance(page, ProductPage)
@@ -130,7 +132,7 @@ def test_client_pages_products(api: Client) -> None:
     assert too_big.status_code == 422 and isinstance(too_big.parsed, Problem)
 
 
-def test_client_writes_products(api: Client) -> None:
+def test_client_writes_products(api: AuthenticatedClient) -> None:
     """createProduct (and the tutorial path), getProduct, replaceProduct, deleteProduct."""
     created = create_product.sync_detailed(
         client=api, body=ProductIn(product_name="client made", brand_id=2)
@@ -167,7 +169,7 @@ def test_client_reads_503_problems_while_the_database_is_down(tmp_path: Path) ->
     server = EmbeddedPostgres(tmp_path / "data", fast=True)
     process, port = start_live_server(server.start(), DB_CONNECT_TIMEOUT="2")
     try:
-        with Client(base_url=f"http://127.0.0.1:{port}") as api:
+        with AuthenticatedClient(base_url=f"http://127.0.0.1:{port}", token=TOKEN) as api:
             assert isinstance(get_brand.sync(1, client=api), Brand)
             server.stop()
             for response in (
@@ -193,7 +195,7 @@ def test_client_reads_503_problems_while_the_database_is_down(tmp_path: Path) ->
 def readme_snippet() -> str:
     """The README's example of the typed client, exactly as a reader copies it."""
     readme = (PROJECT_ROOT / "README.md").read_text()
-    start = readme.index("```python\nfrom catalog_client import Client")
+    start = readme.index("```python\nimport os\n\nfrom catalog_client import AuthenticatedClient")
     return readme[start + len("```python\n") : readme.index("```", start + 3)]
 
 
@@ -207,7 +209,11 @@ def test_readme_client_example_runs(live_server: LiveServer, brand_id: int, outc
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "clients" / "python")},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(PROJECT_ROOT / "clients" / "python"),
+            "CATALOG_TOKEN": TOKEN,
+        },
     )
     assert outcome in run.stdout + run.stderr, run
     assert "Traceback" not in run.stderr, run.stderr

@@ -9,7 +9,7 @@ from lihil.vendors import TestClient
 from src.app import create_app
 from src.db.embedded import EmbeddedPostgres
 from src.db.pool import DatabaseStartupError
-from tests.helpers import make_settings
+from tests.helpers import AUTH, make_settings
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def own_server(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
 def test_database_down_gives_503_then_recovers(own_server: EmbeddedPostgres) -> None:
     """Stop PostgreSQL: data endpoints and /ready answer 503; start it: 200 again."""
     settings = make_settings(DATABASE_URL=own_server.dsn(), DB_CONNECT_TIMEOUT=2)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=AUTH) as client:
         assert client.get("/brands/1").status_code == 200
 
         own_server.stop()

@@ -4,7 +4,7 @@ import asyncio
 import json
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -222,7 +222,10 @@ def read_close_frame(sock: socket.socket) -> tuple[int, str]:
 
 async def test_slow_reader_is_closed_1008_without_delaying_others(database_url: str) -> None:
     """A client that never reads overflows its queue; a reading client gets every frame."""
-    process, port = start_live_server(database_url, WS_SEND_QUEUE="8")
+    # The sender sends 300 frames at once: over the default rate limit (bursts of 200).
+    process, port = start_live_server(
+        database_url, WS_SEND_QUEUE="8", WS_MAX_MESSAGES_PER_S="10000"
+    )
     url = f"ws://127.0.0.1:{port}/ws/broadcast"
     slow = raw_websocket(port, "/ws/broadcast", rcvbuf=4096)
     try:
@@ -374,3 +377,60 @@ async def test_malformed_origin_closes_4403(live_server: LiveServer) -> None:
     async with websockets.connect(url, origin=Origin("http://[::1")) as ws:
         code, _ = await close_of(ws)
         assert code == 4403
+
+
+@pytest.fixture
+def limited_server(database_url: str) -> Iterator[LiveServer]:
+    process, port = start_live_server(
+        database_url, WS_MAX_MESSAGES_PER_S="10", WS_MAX_CONNECTIONS_PER_ADDRESS="3"
+    )
+    try:
+        yield LiveServer(process, port)
+    finally:
+        process.stop(signal.SIGTERM)
+
+
+@pytest.mark.parametrize("path", ["/counter", "/ws/echo", "/ws/catalog"])
+async def test_a_flooding_client_is_closed_1008_on_any_endpoint(
+    limited_server: LiveServer, path: str
+) -> None:
+    """10 frames a second sustained, bursts of 20: the 21st frame at once is too many."""
+    async with websockets.connect(f"{limited_server.ws}{path}") as ws:
+        for i in range(40):
+            try:
+                await ws.send(f"frame {i}")
+            except websockets.ConnectionClosed:
+                break
+        assert await close_of(ws) == (1008, "sending faster than 10 frames a second")
+
+
+async def test_a_client_within_the_rate_is_served(limited_server: LiveServer) -> None:
+    async with websockets.connect(f"{limited_server.ws}/ws/echo") as ws:
+        for _ in range(20):  # the burst
+            await ws.send("hi")
+            assert await recv(ws) == "OK!"
+
+
+async def test_too_many_sockets_from_one_address_close_1013(limited_server: LiveServer) -> None:
+    """The fourth socket from 127.0.0.1 is refused (any endpoint counts); one closing makes
+    room again."""
+    first = await websockets.connect(f"{limited_server.ws}/counter")
+    others = [await websockets.connect(f"{limited_server.ws}/ws/echo") for _ in range(2)]
+    async with websockets.connect(f"{limited_server.ws}/ws/broadcast") as refused:
+        code, reason = await close_of(refused)
+    assert code == 1013 and reason.startswith("too many connections from this address (3")
+    await first.close()
+    # The server counts the socket out when its handler has finished, a moment after the
+    # close handshake the client saw: a handshake in that moment may still be refused.
+    for _ in range(50):
+        async with websockets.connect(f"{limited_server.ws}/ws/echo") as again:
+            await again.send("hi")
+            try:
+                assert await recv(again) == "OK!"
+                break
+            except websockets.ConnectionClosed:
+                continue
+    else:
+        raise AssertionError("no room after a socket closed")
+    for ws in others:
+        await ws.close()

@@ -42,6 +42,11 @@ def _parse_response(
 
         return response_200
 
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
     if response.status_code == 404:
         response_404 = Problem.from_dict(response.json())
 
@@ -52,10 +57,25 @@ def _parse_response(
 
         return response_409
 
+    if response.status_code == 413:
+        response_413 = Problem.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 415:
+        response_415 = Problem.from_dict(response.json())
+
+        return response_415
+
     if response.status_code == 422:
         response_422 = Problem.from_dict(response.json())
 
         return response_422
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
 
     if response.status_code == 503:
         response_503 = Problem.from_dict(response.json())
@@ -82,7 +102,7 @@ def _build_response(
 def sync_detailed(
     product_id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ProductIn,
 ) -> Response[Problem | Product]:
     """Replace a product
@@ -117,7 +137,7 @@ def sync_detailed(
 def sync(
     product_id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ProductIn,
 ) -> Problem | Product | None:
     """Replace a product
@@ -147,7 +167,7 @@ def sync(
 async def asyncio_detailed(
     product_id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ProductIn,
 ) -> Response[Problem | Product]:
     """Replace a product
@@ -180,7 +200,7 @@ async def asyncio_detailed(
 async def asyncio(
     product_id: int,
     *,
-    client: AuthenticatedClient | Client,
+    client: AuthenticatedClient,
     body: ProductIn,
 ) -> Problem | Product | None:
     """Replace a product
