@@ -5,8 +5,10 @@
     │   ├── NotFound             404  a product or brand that does not exist
     │   ├── UnknownBrand         409  a write names a brand_id that does not exist
     │   ├── InvalidRequest       422  bad input (lihil's InvalidRequestErrors, translated)
-    │   └── DatabaseUnavailable  503  raised at the database boundary (`src.db.pool`) from
+    │   ├── DatabaseUnavailable  503  raised at the database boundary (`src.db.pool`) from
     │                                 connection errors only
+    │   └── BrokerUnavailable    503  the broker (Redis) cannot be reached: GET /ready; a
+    │                                 session room it cannot admit to globally closes 1013
     ├── lihil HTTPException      lihil's own
     └── anything else            500  logged with its traceback, never shown to the client
 
@@ -109,6 +111,16 @@ class DatabaseUnavailable(AppError):
     status = 503
     type = "database-unavailable"
     title = "Database unavailable"
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+
+class BrokerUnavailable(AppError):
+    """The broker (Redis) cannot be reached (`broker-unavailable`): each process serves its
+    own WebSocket clients only until it is back; retry after `Retry-After`."""
+
+    status = 503
+    type = "broker-unavailable"
+    title = "Broker unavailable"
     headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
 
 
