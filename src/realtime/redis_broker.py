@@ -241,7 +241,7 @@ class RedisBroker(Broker):
                         async with self._locked(group) as g:
                             if g.written:
                                 await self._sync(group, g, mine=0)
-            except (*REDIS_DOWN, TimeoutError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, TimeoutError) as exc:
                 log.warning("could not withdraw this process's counts from Redis: %r", exc)
         self.state = Link.STOPPED
         for task in self._tasks:
@@ -341,7 +341,7 @@ class RedisBroker(Broker):
     async def _script(self, name: str, group: str, *args: object) -> list[Any]:
         channel = self._channels + presence_topic(group)
         head = [self.node_id, self.lease_ms, channel]
-        result: list[Any] = await self._scripts[name](keys=self._keys(group), args=head + [*args])
+        result: list[Any] = await self._scripts[name](keys=self._keys(group), args=[*head, *args])
         return result
 
     async def _sync(
@@ -381,6 +381,8 @@ class RedisBroker(Broker):
     async def _connected(self) -> None:
         """Subscribe, announce the link is up, SYNC every group; relay until it drops."""
         assert self._redis is not None
+        if self.state is Link.DOWN:  # pooled connections to the server that went away
+            await self._redis.connection_pool.disconnect()
         async with self._redis.pubsub() as pubsub:
             await pubsub.psubscribe(self._channels + "*")
             confirmed = await pubsub.get_message(timeout=None)  # the PSUBSCRIBE reply
@@ -438,9 +440,10 @@ class RedisBroker(Broker):
             self._down_since = time.monotonic()
             when = "at start-up" if self.state is Link.CONNECTING else "now"
             log.warning(
-                "broker: Redis is unreachable %s (%r); serving this process's clients only "
-                "until it is back",
+                "broker: Redis is unreachable %s (%s: %s); serving this process's clients "
+                "only until it is back",
                 when,
+                type(exc).__name__,
                 exc,
             )
             self.state = Link.DOWN

@@ -50,8 +50,12 @@ class Inbox:
         self._changed.set()
 
     async def until(self, count: int) -> list[str]:
-        async with asyncio.timeout(2):
-            while len(self.frames) < count:
+        return await self.wait_for(lambda frames: len(frames) >= count)
+
+    async def wait_for(self, done: Callable[[list[str]], bool], within: float = 2) -> list[str]:
+        """The frames, once `done(frames)` holds (checked at each new frame)."""
+        async with asyncio.timeout(within):
+            while not done(self.frames):
                 self._changed.clear()
                 await self._changed.wait()
         return self.frames
