@@ -27,6 +27,7 @@ class ConfigError(Exception):
 
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -68,12 +69,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ConfigError("DEFAULT_SESSION_USERS must not exceed MAX_SESSION_USERS")
         if self.BROKER == "redis" and not self.REDIS_URL:
             raise ConfigError("BROKER=redis needs REDIS_URL")
-        if self.BROKER == "redis":  # refused rather than validated and silently ignored
-            raise ConfigError("BROKER=redis is not built yet: serve one worker, BROKER=memory")
+        if self.REDIS_URL and not self.REDIS_URL.startswith(REDIS_SCHEMES):
+            raise ConfigError(f"REDIS_URL must start with {', '.join(REDIS_SCHEMES)}")
         if self.WORKERS > 1 and self.BROKER == "memory":
             raise ConfigError(
                 f"WORKERS={self.WORKERS} with BROKER=memory: each worker would count, admit "
-                "and broadcast only its own clients; serve one worker (WORKERS=1)"
+                "and broadcast only its own clients; serve one worker (WORKERS=1), or use "
+                "BROKER=redis with REDIS_URL"
             )
 
     @property

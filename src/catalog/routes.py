@@ -23,8 +23,15 @@ from src.catalog.models import (
     decode_product_in,
 )
 from src.db.pool import Conn, Database, ping
-from src.errors import DatabaseUnavailable, InvalidRequest, NotFound, UnknownBrand
+from src.errors import (
+    BrokerUnavailable,
+    DatabaseUnavailable,
+    InvalidRequest,
+    NotFound,
+    UnknownBrand,
+)
 from src.openapi import operation
+from src.realtime.broker import Broker
 
 _encode = msgspec.json.Encoder().encode
 T = TypeVar("T")
@@ -143,10 +150,14 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@operation("getReady", "Readiness", DatabaseUnavailable)
-async def ready(db: Database) -> Health:
-    """Readiness: 200 when the database answers, 503 when it does not."""
+@operation("getReady", "Readiness", DatabaseUnavailable, BrokerUnavailable)
+async def ready(db: Database, broker: Broker) -> Health:
+    """Readiness: 200 when the database and the broker answer, 503 when one does not."""
     await ping(db)  # DatabaseUnavailable (503) when it does not; the log has the details
+    if not broker.available:  # the broker logged the outage when it began
+        raise BrokerUnavailable(
+            "the broker (Redis) is unreachable: WebSockets serve each process's own clients"
+        )
     return Health(status="ready")
 
 

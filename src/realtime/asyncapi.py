@@ -17,6 +17,8 @@ CLOSE_MEANINGS: dict[int, str] = {
     Close.TOO_BIG: "message larger than WS_MAX_MESSAGE_BYTES",
     Close.BAD_PARAMETER: "bad path or query parameter (the reason says which and why)",
     Close.FORBIDDEN: "Origin not allowed",
+    Close.TRY_AGAIN_LATER: "session rooms: the broker (Redis) is unreachable, so the room's "
+    "capacity cannot be enforced; try again later",
     Close.FULL: "the session is full (reason: `session full (N/N)`)",
 }
 
@@ -62,7 +64,8 @@ def build_asyncapi(version: str, *, max_session_users: int, default_session_user
             "address": "/web_socket/{session_id}",
             "description": "A session room. Query parameter `max_users`: an integer "
             f"1..{max_session_users} (default {default_session_users}); the first member "
-            "fixes the room's capacity. Joining a full room closes with 4429.",
+            "fixes the room's capacity. Joining a full room closes with 4429; while the "
+            "broker is unavailable (BROKER=redis, Redis unreachable), joining closes with 1013.",
             "parameters": {"session_id": {"description": "1-64 characters of [A-Za-z0-9_-]."}},
             "messages": refs("Welcome", "Count", "Message", "Text"),
         },

@@ -13,6 +13,7 @@ class Close(IntEnum):
     UNSUPPORTED = 1003  # a binary frame where only text is accepted
     POLICY = 1008  # too slow to read: send queue overflowed
     TOO_BIG = 1009  # larger than WS_MAX_MESSAGE_BYTES
+    TRY_AGAIN_LATER = 1013  # the broker cannot admit to a room now (Redis unreachable)
     BAD_PARAMETER = 4400
     FORBIDDEN = 4403
     FULL = 4429
