@@ -107,16 +107,24 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def settings_sources(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = PROJECT_ROOT / ".env"
+) -> dict[str, str]:
+    """The settings that were given (the environment over `.env`; empty means unset), as
+    text, before defaults and validation."""
+    environ = os.environ if environ is None else environ
+    raw = dict(read_env_file(env_file)) if env_file else {}
+    raw.update({k: v for k, v in environ.items() if k in FIELDS})
+    return {k: v for k, v in raw.items() if v != ""}
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = PROJECT_ROOT / ".env",
     **overrides: object,
 ) -> Settings:
     """Build Settings from the environment, then `.env`, then defaults; fail fast."""
-    environ = os.environ if environ is None else environ
-    raw: dict[str, object] = dict(read_env_file(env_file)) if env_file else {}
-    raw.update({k: v for k, v in environ.items() if k in FIELDS})
-    raw = {k: v for k, v in raw.items() if v != ""}
+    raw: dict[str, object] = dict(settings_sources(environ, env_file))
     raw.update(overrides)
     try:
         return msgspec.convert(raw, Settings, strict=False)
