@@ -42,6 +42,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from src.errors import BrokerUnavailable
@@ -50,7 +51,9 @@ from src.realtime.presence import Admission, Departure
 
 log = logging.getLogger("catalog.broker")
 
-# What redis-py raises when Redis cannot be reached or the connection to it was lost.
+# What redis-py raises when Redis cannot be reached or the connection to it was lost. The
+# background tasks also treat any other refusal (RedisError: out of memory, ...) as an
+# outage: they must keep trying, and the log line says what it was.
 REDIS_DOWN: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
 COMMAND_TIMEOUT = 2.0  # seconds to connect or to answer; longer counts as down
 RETRY_FIRST, RETRY_MAX = 0.05, 2.0  # reconnect backoff, seconds
@@ -207,6 +210,7 @@ class RedisBroker(Broker):
         self._reader: asyncio.Task[None] | None = None
         self._first_attempt = asyncio.Event()
         self._down_since = 0.0
+        self._attempts = 0  # failed connection attempts since the link was last up
 
     @property
     def available(self) -> bool:
@@ -366,17 +370,15 @@ class RedisBroker(Broker):
 
     # -- the link -----------------------------------------------------------------------
     async def _keep_connected(self) -> None:
-        delay = RETRY_FIRST
         while self.state is not Link.STOPPED:
             try:
                 await self._connected()
-                delay = RETRY_FIRST
-            except REDIS_DOWN as exc:
+            except RedisError as exc:
                 self._lost(exc)
             finally:
                 self._first_attempt.set()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
+            await asyncio.sleep(min(RETRY_FIRST * 2**self._attempts, RETRY_MAX))
+            self._attempts += 1
 
     async def _connected(self) -> None:
         """Subscribe, announce the link is up, SYNC every group; relay until it drops."""
@@ -422,7 +424,7 @@ class RedisBroker(Broker):
                         wait = await self._sync_all(announce=False)
                     else:
                         await self._redis.ping()  # so /ready notices an outage anyway
-                except REDIS_DOWN as exc:
+                except RedisError as exc:
                     self._lost(exc)
             await asyncio.sleep(max(BEAT_MIN, min(wait + BEAT_MIN, self.beat_s)))
 
@@ -432,7 +434,7 @@ class RedisBroker(Broker):
             log.warning("broker: Redis is back after %.1f s; counts are exact again", outage)
         elif self.state is Link.CONNECTING:
             log.info("broker: connected to Redis (node %s)", self.node_id)
-        self.state = Link.UP
+        self.state, self._attempts = Link.UP, 0
 
     def _lost(self, exc: BaseException) -> None:
         """Redis did not answer: serve local clients only and reconnect (logged once)."""
