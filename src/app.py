@@ -22,8 +22,10 @@ from src.realtime.asyncapi import build_asyncapi
 from src.realtime.broker import Broker, MemoryBroker
 from src.realtime.fanout import Registry
 from src.realtime.protocol import Close
+from src.realtime.redis_broker import RedisBroker
 from src.realtime.routes import build_ws_routes
 from src.realtime.shutdown import close_peers_on_signals
+from src.realtime.sockets import NODE_ID
 from src.web.routes import build_page_routes
 
 log = logging.getLogger("catalog")
@@ -51,9 +53,17 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def build_broker(settings: Settings) -> Broker:
+    """One process (memory), or every process sharing the Redis at REDIS_URL."""
+    if settings.BROKER == "memory":
+        return MemoryBroker()
+    assert settings.REDIS_URL, "Settings refuse BROKER=redis without REDIS_URL"
+    return RedisBroker(settings.REDIS_URL, ttl_s=settings.PRESENCE_TTL_S, node_id=NODE_ID)
+
+
 def create_app(settings: Settings | None = None) -> Lihil:
     settings = settings or load_settings()
-    broker: Broker = MemoryBroker()
+    broker = build_broker(settings)
     feed = CatalogFeed(settings)
     registry = Registry(
         broker,

@@ -29,6 +29,7 @@ class ConfigError(Exception):
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 MIN_SECRET_BYTES = 32
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -90,12 +91,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise ConfigError(f"invalid setting TRUSTED_PROXIES: {exc}") from exc
         if self.BROKER == "redis" and not self.REDIS_URL:
             raise ConfigError("BROKER=redis needs REDIS_URL")
-        if self.BROKER == "redis":  # refused rather than validated and silently ignored
-            raise ConfigError("BROKER=redis is not built yet: serve one worker, BROKER=memory")
+        if self.REDIS_URL and not self.REDIS_URL.startswith(REDIS_SCHEMES):
+            raise ConfigError(f"REDIS_URL must start with {', '.join(REDIS_SCHEMES)}")
         if self.WORKERS > 1 and self.BROKER == "memory":
             raise ConfigError(
                 f"WORKERS={self.WORKERS} with BROKER=memory: each worker would count, admit "
-                "and broadcast only its own clients; serve one worker (WORKERS=1)"
+                "and broadcast only its own clients; serve one worker (WORKERS=1), or use "
+                "BROKER=redis with REDIS_URL"
             )
 
     @property
@@ -131,16 +133,24 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def settings_sources(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = PROJECT_ROOT / ".env"
+) -> dict[str, str]:
+    """The settings that were given (the environment over `.env`; empty means unset), as
+    text, before defaults and validation."""
+    environ = os.environ if environ is None else environ
+    raw = dict(read_env_file(env_file)) if env_file else {}
+    raw.update({k: v for k, v in environ.items() if k in FIELDS})
+    return {k: v for k, v in raw.items() if v != ""}
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = PROJECT_ROOT / ".env",
     **overrides: object,
 ) -> Settings:
     """Build Settings from the environment, then `.env`, then defaults; fail fast."""
-    environ = os.environ if environ is None else environ
-    raw: dict[str, object] = dict(read_env_file(env_file)) if env_file else {}
-    raw.update({k: v for k, v in environ.items() if k in FIELDS})
-    raw = {k: v for k, v in raw.items() if v != ""}
+    raw: dict[str, object] = dict(settings_sources(environ, env_file))
     raw.update(overrides)
     try:
         return msgspec.convert(raw, Settings, strict=False)

@@ -9,8 +9,10 @@
     │   ├── BodyTooLarge         413  a body over MAX_BODY_BYTES (`src.edge.RequestGuard`)
     │   ├── UnsupportedMediaType 415  a body not declared as JSON (`src.edge.RequestGuard`)
     │   ├── InvalidRequest       422  bad input (lihil's InvalidRequestErrors, translated)
-    │   └── DatabaseUnavailable  503  raised at the database boundary (`src.db.pool`) from
+    │   ├── DatabaseUnavailable  503  raised at the database boundary (`src.db.pool`) from
     │                                 connection errors only
+    │   └── BrokerUnavailable    503  the broker (Redis) cannot be reached: GET /ready; a
+    │                                 session room it cannot admit to globally closes 1013
     ├── lihil HTTPException      lihil's own
     └── anything else            500  logged with its traceback, never shown to the client
 
@@ -157,16 +159,29 @@ class UnsupportedMediaType(AppError):
     title = "Unsupported media type"
 
 
-class DatabaseUnavailable(AppError):
-    """The database did not answer (`database-unavailable`); retry after `Retry-After`."""
+class Unavailable(AppError):
+    """A 503: something the service needs does not answer; retry after `Retry-After`."""
 
     status = 503
-    type = "database-unavailable"
-    title = "Database unavailable"
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.headers = {"Retry-After": "1"}
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database did not answer (`database-unavailable`); retry after `Retry-After`."""
+
+    type = "database-unavailable"
+    title = "Database unavailable"
+
+
+class BrokerUnavailable(Unavailable):
+    """The broker (Redis) cannot be reached (`broker-unavailable`): each process serves its
+    own WebSocket clients only until it is back; retry after `Retry-After`."""
+
+    type = "broker-unavailable"
+    title = "Broker unavailable"
 
 
 # msgspec names the field inside a body either as " - at `$.field`" at the end of its

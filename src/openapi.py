@@ -90,12 +90,15 @@ def _finish_operation(spec: Operation, op: dict[str, Any]) -> dict[str, Any]:
                     "schema": {"type": "string"},
                 }
             }
+    described: dict[str, list[str]] = {}  # one status may stand for several problems
+    for error in sorted(spec.problems, key=lambda e: e.status):
+        described.setdefault(str(error.status), []).append(error.__doc__ or error.title)
     problems = {
-        str(error.status): {
-            "description": " ".join((error.__doc__ or error.title).split()),
+        status: {
+            "description": " ".join(" ".join(descriptions).split()),
             "content": {"application/problem+json": {"schema": PROBLEM_REF}},
         }
-        for error in sorted(spec.problems, key=lambda e: e.status)
+        for status, descriptions in described.items()
     }
     finished: dict[str, Any] = {
         "tags": op["tags"],

@@ -24,6 +24,7 @@ from src.app import create_app
 from src.config import Settings
 from src.db.embedded import EmbeddedPostgres
 from src.db.setup import prepare_database
+from tests import redisd
 from tests.helpers import AUTH, LiveServer, make_settings, start_live_server, with_database
 
 TEMPLATE = "catalog_template"
@@ -113,3 +114,11 @@ def live_server(database_url: str) -> Iterator[LiveServer]:
         yield LiveServer(process, port)
     finally:
         process.stop(signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis for the session (REDIS_URL when set); tests isolate themselves in it by key
+    prefix, or start their own server (`tests.redisd.redis_server`) when they stop it."""
+    with redisd.redis_url() as url:
+        yield url

@@ -108,8 +108,16 @@ def start_live_server(
     database_url: str, extra_args: list[str] | None = None, port: int = 0, **env: str
 ) -> tuple[Process, int]:
     """`uvicorn src.main:app` as users run it; returns once the port is bound."""
+    process = launch_live_server(database_url, extra_args, port, **env)
+    return process, bound_port(process)
+
+
+def launch_live_server(
+    database_url: str, extra_args: list[str] | None = None, port: int = 0, **env: str
+) -> Process:
+    """Start `uvicorn src.main:app`, without waiting (several can start at once)."""
     args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", str(port)]
-    process = Process(
+    return Process(
         [sys.executable, *args, *(extra_args or [])],
         {
             "DATABASE_URL": database_url,
@@ -118,10 +126,13 @@ def start_live_server(
             **env,
         },
     )
+
+
+def bound_port(process: Process) -> int:
+    """The port a launched server listens on, once it is bound."""
     try:
         line = process.wait_for("Uvicorn running on")  # printed once the socket is bound
     except AssertionError:
         process.stop(signal.SIGKILL)  # it failed to start: never leave it behind
         raise
-    port = int(line.rsplit(":", 1)[1].split()[0])
-    return process, port
+    return int(line.rsplit(":", 1)[1].split()[0])

@@ -25,6 +25,7 @@ from src.catalog.models import (
 from src.db.pool import Conn, Database, ping
 from src.errors import (
     BodyTooLarge,
+    BrokerUnavailable,
     DatabaseUnavailable,
     InvalidRequest,
     NotFound,
@@ -35,6 +36,7 @@ from src.errors import (
 )
 from src.metrics import CONTENT_TYPE, Metrics
 from src.openapi import operation
+from src.realtime.broker import Broker
 
 _encode = msgspec.json.Encoder().encode
 T = TypeVar("T")
@@ -161,10 +163,14 @@ async def metrics_text(metrics: Metrics) -> str:
     return Response(metrics.render(), media_type=CONTENT_TYPE)  # type: ignore[return-value]
 
 
-@operation("getReady", "Readiness", DatabaseUnavailable)
-async def ready(db: Database) -> Health:
-    """Readiness: 200 when the database answers, 503 when it does not."""
+@operation("getReady", "Readiness", DatabaseUnavailable, BrokerUnavailable)
+async def ready(db: Database, broker: Broker) -> Health:
+    """Readiness: 200 when the database and the broker answer, 503 when one does not."""
     await ping(db)  # DatabaseUnavailable (503) when it does not; the log has the details
+    if not broker.available:  # the broker logged the outage when it began
+        raise BrokerUnavailable(
+            "the broker (Redis) is unreachable: WebSockets serve each process's own clients"
+        )
     return Health(status="ready")
 
 

@@ -13,14 +13,16 @@ CLOSE_MEANINGS: dict[int, str] = {
     1002: "protocol error (sent by the WebSocket layer, uvicorn)",
     Close.UNSUPPORTED: "a binary frame where only text is accepted",
     1007: "a text frame that is not valid UTF-8 (sent by the WebSocket layer, uvicorn)",
-    Close.POLICY: "too slow to read: the send queue overflowed",
+    Close.POLICY: "too slow to read (the send queue overflowed) or sending faster than "
+    "WS_MAX_MESSAGES_PER_S; the reason says which",
     Close.TOO_BIG: "message larger than WS_MAX_MESSAGE_BYTES",
     Close.BAD_PARAMETER: "bad path or query parameter (the reason says which and why)",
     Close.FORBIDDEN: "Origin not allowed",
     Close.GONE: "/ws/catalog: `after` is older than the retained window; reload, then "
     "reconnect without it",
-    Close.TRY_AGAIN_LATER: "a resource the endpoint needs (the database, the broker) is "
-    "unavailable for now; try again later",
+    Close.TRY_AGAIN_LATER: "try again later: too many connections from this client address "
+    "(WS_MAX_CONNECTIONS_PER_ADDRESS), a session room joined while the broker (Redis) is "
+    "unreachable, or /ws/catalog?after= while the feed cannot reach the database",
     Close.FULL: "the session is full (reason: `session full (N/N)`)",
 }
 
@@ -109,7 +111,8 @@ def build_asyncapi(version: str, *, max_session_users: int, default_session_user
             "address": "/web_socket/{session_id}",
             "description": "A session room. Query parameter `max_users`: an integer "
             f"1..{max_session_users} (default {default_session_users}); the first member "
-            "fixes the room's capacity. Joining a full room closes with 4429.",
+            "fixes the room's capacity. Joining a full room closes with 4429; while the "
+            "broker is unavailable (BROKER=redis, Redis unreachable), joining closes with 1013.",
             "parameters": {"session_id": {"description": "1-64 characters of [A-Za-z0-9_-]."}},
             "messages": refs("Welcome", "Count", "Message", "Text"),
         },

@@ -1,8 +1,10 @@
 """The Broker: topics (publish/subscribe) and presence (join/leave/count with admission).
 
-`MemoryBroker` serves one process. A Redis broker (several workers or hosts) implements
-the same methods; the shared behaviour suite in tests/realtime/test_broker.py runs against
-every implementation.
+`MemoryBroker` serves one process. `RedisBroker` (`src.realtime.redis_broker`) makes every
+process sharing one Redis act as one service: global counts and capacities, broadcasts to
+every process; while Redis is unreachable each process serves its own clients
+(`available` is False, a join that needs a global capacity raises `BrokerUnavailable`).
+The shared behaviour suite in tests/realtime/test_broker.py runs against both.
 
 Presence changes are announced by the broker itself on the topic `presence_topic(group)`,
 as an encoded `PresenceEvent`, in the same atomic step as the change, so announcements of
@@ -16,8 +18,11 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from src.errors import BrokerUnavailable
 from src.realtime.presence import Admission, Departure, Presence
 from src.realtime.protocol import PresenceEvent, encode
+
+__all__ = ["Broker", "BrokerUnavailable", "LocalTopics", "MemoryBroker", "presence_topic"]
 
 Deliver = Callable[[str], None]
 
@@ -26,7 +31,42 @@ def presence_topic(group: str) -> str:
     return f"presence:{group}"
 
 
+def presence_frame(users: int, capacity: int | None) -> str:
+    return encode(PresenceEvent(users=users, capacity=capacity)).decode()
+
+
+class LocalTopics:
+    """This process's subscribers: topic -> callbacks, called in subscription order."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Deliver]] = defaultdict(list)
+
+    def deliver(self, topic: str, frame: str) -> None:
+        for deliver in tuple(self._subscribers.get(topic, ())):
+            deliver(frame)
+
+    def subscribe(self, topic: str, deliver: Deliver) -> Callable[[], None]:
+        self._subscribers[topic].append(deliver)
+
+        def unsubscribe() -> None:
+            subscribers = self._subscribers.get(topic)
+            if subscribers and deliver in subscribers:
+                subscribers.remove(deliver)
+                if not subscribers:
+                    del self._subscribers[topic]
+
+        return unsubscribe
+
+    def clear(self) -> None:
+        self._subscribers.clear()
+
+
 class Broker:
+    @property
+    def available(self) -> bool:
+        """False while the broker cannot reach what it shares with other processes."""
+        return True
+
     async def start(self) -> None:
         raise NotImplementedError
 
@@ -47,7 +87,10 @@ class Broker:
         raise NotImplementedError
 
     async def join(self, group: str, member_id: str, capacity: int | None) -> Admission:
-        """Admit `member_id` unless the group is full; the first member fixes the capacity."""
+        """Admit `member_id` unless the group is full; the first member fixes the capacity.
+
+        Raises BrokerUnavailable when a capacity cannot be enforced (Redis unreachable).
+        """
         raise NotImplementedError
 
     async def leave(self, group: str, member_id: str) -> Departure:
@@ -73,33 +116,20 @@ class MemoryBroker(Broker):
     """One process: subscribers are callbacks, presence is the pure `Presence` core."""
 
     def __init__(self) -> None:
-        self._subscribers: dict[str, list[Deliver]] = defaultdict(list)
+        self._topics = LocalTopics()
         self._presence = Presence()
 
     async def start(self) -> None:
         return None
 
     async def stop(self) -> None:
-        self._subscribers.clear()
+        self._topics.clear()
 
     async def publish(self, topic: str, frame: str) -> None:
-        self._publish(topic, frame)
-
-    def _publish(self, topic: str, frame: str) -> None:
-        for deliver in tuple(self._subscribers.get(topic, ())):
-            deliver(frame)
+        self._topics.deliver(topic, frame)
 
     def subscribe(self, topic: str, deliver: Deliver) -> Callable[[], None]:
-        self._subscribers[topic].append(deliver)
-
-        def unsubscribe() -> None:
-            subscribers = self._subscribers.get(topic)
-            if subscribers and deliver in subscribers:
-                subscribers.remove(deliver)
-                if not subscribers:
-                    del self._subscribers[topic]
-
-        return unsubscribe
+        return self._topics.subscribe(topic, deliver)
 
     async def join(self, group: str, member_id: str, capacity: int | None) -> Admission:
         admission = self._presence.join(group, member_id, capacity)
@@ -117,5 +147,4 @@ class MemoryBroker(Broker):
         return self._presence.count(group)
 
     def _announce(self, group: str, users: int, capacity: int | None) -> None:
-        event = PresenceEvent(users=users, capacity=capacity)
-        self._publish(presence_topic(group), encode(event).decode())
+        self._topics.deliver(presence_topic(group), presence_frame(users, capacity))

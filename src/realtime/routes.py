@@ -11,7 +11,7 @@ from src.catalog.feed import TOPIC as CATALOG
 from src.catalog.feed import CatalogFeed, ChangesPruned, FeedUnavailable
 from src.config import Settings
 from src.db.pool import Database
-from src.realtime.broker import Broker, presence_topic
+from src.realtime.broker import Broker, BrokerUnavailable, presence_topic
 from src.realtime.fanout import Delivery, Registry
 from src.realtime.protocol import (
     BadParameter,
@@ -78,18 +78,24 @@ async def session_room(
         registry.subscription(presence_topic(group), peer, ROOM_COUNTS),
         registry.subscription(messages, peer),
     ):
-        async with broker.membership(group, member, capacity) as admission:
-            room_capacity = admission.capacity or capacity
-            if not admission.admitted:
-                peer.close(Close.FULL, full_reason(admission.users, room_capacity))
-                return
-            welcome = Welcome(
-                session_id=sid, member_id=member, users=admission.users, max_users=room_capacity
-            )
-            peer.release(first=encode(welcome).decode())
-            while (text := await peer.receive()) is not None:
-                message = Message(session_id=sid, member_id=member, text=text)
-                await broker.publish(messages, encode(message).decode())
+        try:
+            async with broker.membership(group, member, capacity) as admission:
+                room_capacity = admission.capacity or capacity
+                if not admission.admitted:
+                    peer.close(Close.FULL, full_reason(admission.users, room_capacity))
+                    return
+                welcome = Welcome(
+                    session_id=sid,
+                    member_id=member,
+                    users=admission.users,
+                    max_users=room_capacity,
+                )
+                peer.release(first=encode(welcome).decode())
+                while (text := await peer.receive()) is not None:
+                    message = Message(session_id=sid, member_id=member, text=text)
+                    await broker.publish(messages, encode(message).decode())
+        except BrokerUnavailable:  # only a join raises it: the capacity is not enforceable
+            peer.close(Close.TRY_AGAIN_LATER, "the broker is unavailable; try again later")
 
 
 async def echo(peer: PeerDep) -> None:

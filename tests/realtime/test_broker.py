@@ -1,10 +1,12 @@
-"""The Broker's behaviour, one suite for every implementation (memory now; Redis joins it).
+"""The Broker's behaviour, one suite for every implementation (memory and Redis).
 
 Each test receives a started broker from the `broker` fixture, parametrized over the
-implementations, and asserts only what the `Broker` interface promises.
+implementations, and asserts only what the `Broker` interface promises. Each Redis broker
+works under a fresh key prefix (its keys and channels), so tests share one server.
 """
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -12,13 +14,23 @@ import pytest
 from src.realtime.broker import Broker, MemoryBroker, presence_topic
 from src.realtime.presence import Admission, Departure
 from src.realtime.protocol import PresenceEvent, decode_presence
+from src.realtime.redis_broker import RedisBroker
 
-IMPLEMENTATIONS: dict[str, Callable[[], Broker]] = {"memory": MemoryBroker}
+
+def redis_broker(request: pytest.FixtureRequest) -> Broker:
+    url = request.getfixturevalue("redis_url")
+    return RedisBroker(url, ttl_s=5, node_id="n1", prefix=f"test-{uuid.uuid4().hex[:8]}:")
+
+
+IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest], Broker]] = {
+    "memory": lambda _: MemoryBroker(),
+    "redis": redis_broker,
+}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 async def broker(request: pytest.FixtureRequest) -> AsyncIterator[Broker]:
-    instance = IMPLEMENTATIONS[request.param]()
+    instance = IMPLEMENTATIONS[request.param](request)
     await instance.start()
     try:
         yield instance
@@ -38,8 +50,12 @@ class Inbox:
         self._changed.set()
 
     async def until(self, count: int) -> list[str]:
-        async with asyncio.timeout(2):
-            while len(self.frames) < count:
+        return await self.wait_for(lambda frames: len(frames) >= count)
+
+    async def wait_for(self, done: Callable[[list[str]], bool], within: float = 2) -> list[str]:
+        """The frames, once `done(frames)` holds (checked at each new frame)."""
+        async with asyncio.timeout(within):
+            while not done(self.frames):
                 self._changed.clear()
                 await self._changed.wait()
         return self.frames

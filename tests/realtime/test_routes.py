@@ -3,6 +3,10 @@
 import pytest
 from lihil.vendors import TestClient, WebSocketDisconnect
 
+from src.app import create_app
+from src.db.embedded import free_port
+from tests.helpers import make_settings
+
 
 def test_echo_answers_ok(client: TestClient) -> None:
     """/ws/echo answers OK! to each text frame."""
@@ -74,3 +78,27 @@ def test_plain_http_to_a_websocket_path_is_426(client: TestClient) -> None:
     assert response.headers["upgrade"] == "websocket"
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "upgrade-required"
+
+
+def test_redis_unreachable_keeps_local_service_and_refuses_rooms_1013(
+    database_url: str,
+) -> None:
+    """BROKER=redis with Redis down: the app starts, /ready answers 503 naming the broker,
+    /counter and /ws/broadcast serve this process's clients, a room join closes 1013."""
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    settings = make_settings(DATABASE_URL=database_url, BROKER="redis", REDIS_URL=nowhere)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.headers["retry-after"] == "1"
+        assert ready.json()["type"] == "broker-unavailable" and "broker" in ready.json()["detail"]
+        assert client.get("/brands/1").status_code == 200
+        with client.websocket_connect("/counter") as counter:
+            assert counter.receive_text() == "1"
+            with client.websocket_connect("/ws/broadcast") as ws:
+                ws.send_text("local")
+                assert ws.receive_text() == "local"
+            with client.websocket_connect("/web_socket/s1?max_users=2") as ws:
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    ws.receive_json()
+                code, reason = closed.value.code, closed.value.reason
+                assert (code, reason) == (1013, "the broker is unavailable; try again later")

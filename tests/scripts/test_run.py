@@ -1,5 +1,6 @@
 """`make run`: embedded PostgreSQL, demo data, serving; Ctrl-C stops both; data is kept."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -7,9 +8,11 @@ import sys
 from pathlib import Path
 
 import httpx
+import websockets
 
-from src.db.embedded import EmbeddedPostgres, free_port
+from src.db.embedded import EmbeddedPostgres, _alive, free_port
 from tests.helpers import running
+from tests.realtime.test_live import wait_for_count
 
 
 def test_run_serves_the_catalog_then_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
@@ -56,4 +59,40 @@ def test_run_refuses_a_malformed_setting(tmp_path: Path) -> None:
     """A bad value stops `make run` at once with the variable's name."""
     with running(["-m", "scripts.run"], {"PORT": "eighty"}) as server:
         server.wait_for("invalid setting PORT")
+        assert server.proc.wait(timeout=30) == 2
+
+
+def test_run_with_two_workers_starts_a_local_redis_and_stops_it(database_url: str) -> None:
+    """WORKERS=2 without REDIS_URL: a local Redis for the workers, which count as one; it
+    is gone once the run stops."""
+    port = free_port()
+    env = {"WORKERS": "2", "PORT": str(port), "DATABASE_URL": database_url}
+    env |= {"REDIS_URL": "", "BROKER": ""}  # whatever the developer's environment says
+    with running(["-m", "scripts.run"], env) as server:
+        line = server.wait_for("Redis: redis://127.0.0.1:")
+        redis_pid = int(line.rsplit("(pid ", 1)[1].rstrip(")"))
+        for _ in range(2):
+            server.wait_for("Application startup complete")
+        assert len(httpx.get(f"http://127.0.0.1:{port}/brands").json()) == 100
+        assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200
+        asyncio.run(count_six_clients(f"ws://127.0.0.1:{port}/counter"))
+        assert server.stop(signal.SIGTERM) == 0
+        server.wait_for("stopping the local Redis")
+    assert not _alive(redis_pid)
+
+
+async def count_six_clients(url: str) -> None:
+    """Six clients, spread over the workers by the kernel, all end on the exact count."""
+    clients = await asyncio.gather(*(websockets.connect(url) for _ in range(6)))
+    try:
+        await asyncio.gather(*(wait_for_count(ws, "6") for ws in clients))
+    finally:
+        await asyncio.gather(*(ws.close() for ws in clients))
+
+
+def test_run_refuses_several_workers_on_the_memory_broker() -> None:
+    """BROKER=memory said explicitly with WORKERS=2 is refused, naming both settings."""
+    env = {"WORKERS": "2", "BROKER": "memory", "REDIS_URL": ""}
+    with running(["-m", "scripts.run"], env) as server:
+        server.wait_for("WORKERS=2 with BROKER=memory")
         assert server.proc.wait(timeout=30) == 2

@@ -30,8 +30,7 @@ from playwright.sync_api import (
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from src.catalog import queries
-from tests import helpers
-from tests.helpers import LiveServer, start_live_server
+from tests.helpers import AUTH, LiveServer, start_live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -271,10 +270,9 @@ def run_sql(database_url: str, work: Callable[[asyncpg.Connection], Awaitable[ob
 
 
 def api(live_server: LiveServer) -> httpx.Client:
-    """An HTTP client of the service for the test's own writes (the page only reads). Writes
-    carry tests.helpers.AUTH where it exists: catalog writes are getting a bearer token."""
-    auth: dict[str, str] = getattr(helpers, "AUTH", {})
-    return httpx.Client(base_url=live_server.http, timeout=WAIT_MS / 1000, headers=auth)
+    """An HTTP client of the service for the test's own writes (the page only reads), with
+    a token: catalog writes need one."""
+    return httpx.Client(base_url=live_server.http, timeout=WAIT_MS / 1000, headers=AUTH)
 
 
 def first_page(http: httpx.Client, brand_id: int) -> list[Product]:

@@ -56,7 +56,7 @@ def sync_detailed(
 ) -> Response[Health | Problem]:
     """Readiness
 
-     Readiness: 200 when the database answers, 503 when it does not.
+     Readiness: 200 when the database and the broker answer, 503 when one does not.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -81,7 +81,7 @@ def sync(
 ) -> Health | Problem | None:
     """Readiness
 
-     Readiness: 200 when the database answers, 503 when it does not.
+     Readiness: 200 when the database and the broker answer, 503 when one does not.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -102,7 +102,7 @@ async def asyncio_detailed(
 ) -> Response[Health | Problem]:
     """Readiness
 
-     Readiness: 200 when the database answers, 503 when it does not.
+     Readiness: 200 when the database and the broker answer, 503 when one does not.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -125,7 +125,7 @@ async def asyncio(
 ) -> Health | Problem | None:
     """Readiness
 
-     Readiness: 200 when the database answers, 503 when it does not.
+     Readiness: 200 when the database and the broker answer, 503 when one does not.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
