@@ -186,8 +186,7 @@ async def test_a_feed_client_resumes_across_a_process_restart_without_loss_or_re
     """A client follows process A, which is stopped; changes keep being committed; the
     client reconnects to a new process B with `after=` its last id and gets exactly the
     changes it has not seen, then the live ones."""
-    env = {"BROKER": "redis", "REDIS_URL": own_redis.url}
-    first = launch_live_server(database_url, **env)
+    first = launch_live_server(database_url, BROKER="redis", REDIS_URL=own_redis.url)
     server = LiveServer(first, bound_port(first))
     sql = await asyncpg.connect(database_url)
     try:
@@ -202,7 +201,7 @@ async def test_a_feed_client_resumes_across_a_process_restart_without_loss_or_re
             assert (await close_of(ws))[0] == 1001
         for i in range(4):  # committed while no process serves the client
             await sql.execute("UPDATE product SET product_name = $1 WHERE product_id = 11", f"b{i}")
-        second = launch_live_server(database_url, **env)
+        second = launch_live_server(database_url, BROKER="redis", REDIS_URL=own_redis.url)
         try:
             server = LiveServer(second, bound_port(second))
             last = got[-1]["id"]
