@@ -91,6 +91,7 @@ def test_redis_unreachable_keeps_local_service_and_refuses_rooms_1013(
         ready = client.get("/ready")
         assert ready.status_code == 503 and ready.headers["retry-after"] == "1"
         assert ready.json()["type"] == "broker-unavailable" and "broker" in ready.json()["detail"]
+        assert "\ncatalog_broker_up 0.0\n" in client.get("/metrics").text
         assert client.get("/brands/1").status_code == 200
         with client.websocket_connect("/counter") as counter:
             assert counter.receive_text() == "1"
