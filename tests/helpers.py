@@ -61,6 +61,14 @@ class Process:
             if text in line:
                 return line
 
+    def output(self, timeout: float = 30) -> list[str]:
+        """Every line, once the process has closed its output (it has exited)."""
+        deadline = time.monotonic() + timeout
+        while (line := self._queue.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
+            self.lines.append(line)
+        self._queue.put(None)  # still at the end for the next reader
+        return self.lines
+
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> int:
         """Signal the process by its PID and wait for it to exit."""
         if self.proc.poll() is None:

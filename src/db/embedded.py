@@ -73,6 +73,10 @@ class EmbeddedPostgres:
             return
         self._pg("pg_ctl", "-w", "-t", "60", "-m", "fast", "stop", check=False)
 
+    def crash(self) -> None:
+        """Stop like a crash (immediate: no checkpoint; the next start recovers). Tests."""
+        self._pg("pg_ctl", "-w", "-t", "60", "-m", "immediate", "stop", check=False)
+
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -42,24 +43,88 @@ def is_connection_lost(exc: BaseException) -> bool:
     if isinstance(exc, CONNECTION_ERRORS):
         return True
     # asyncpg's words for a query on a connection that the server already dropped.
-    return isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+    if isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc):
+        return True
+    # The server's FATAL (terminating connection: a database stopping or restarting) came
+    # to an idle connection, which now waits for a ReadyForQuery that never comes; a query
+    # sent before asyncpg sees the socket close fails with "cannot switch to state N;
+    # another operation (2) is in progress". Under a database kill that was a 500.
+    return isinstance(exc, asyncpg.InternalClientError) and "cannot switch to state" in str(exc)
+
+
+class Outage:
+    """What the log says about an outage: its start (a warning with the first error), a
+    reminder at most every REMIND_S while it lasts, and its end. Before, every 503 logged a
+    warning: about 1,000 lines in 5 s under load, plus the pool's tracebacks."""
+
+    REMIND_S = 10.0
+
+    def __init__(self) -> None:
+        self.since: float | None = None  # monotonic time of the first failure
+        self.failures = 0
+        self._reminded = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self.failures += 1
+        if self.since is None:
+            self.since, self._reminded = now, now
+            log.warning("database unavailable: %r; answering 503 until it is back", exc)
+        elif now - self._reminded >= self.REMIND_S:
+            self._reminded = now
+            log.warning(
+                "database still unavailable after %.0f s (%d failed calls so far): %r",
+                now - self.since,
+                self.failures,
+                exc,
+            )
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            log.info(
+                "database back after %.1f s (%d calls failed meanwhile)",
+                time.monotonic() - self.since,
+                self.failures,
+            )
+            self.since, self.failures = None, 0
+
+
+outage = Outage()  # one per process: the database is one
+
+
+class _PoolLogFilter(logging.Filter):
+    """asyncpg's pool logs a traceback each time it fails to reconnect its minimum of
+    connections during an outage: counted in the outage instead (other errors pass)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and is_connection_lost(exc):
+            outage.failed(exc)
+            return False
+        return True
+
+
+logging.getLogger("asyncpg.pool").addFilter(_PoolLogFilter())
 
 
 def database_call(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     """Decorates a function that talks to PostgreSQL: a lost connection leaves it as
-    `DatabaseUnavailable` (logged as a warning, details in the log only); every other error
-    passes through unchanged. The one translation: every call into asyncpg goes through a
-    function so decorated."""
+    `DatabaseUnavailable` (the `outage` logs it); every other error passes through
+    unchanged. The one translation: every call into asyncpg goes through a function so
+    decorated."""
 
     @functools.wraps(fn)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
         except Exception as exc:
             if not is_connection_lost(exc):
                 raise
-            log.warning("database unavailable: %r", exc)
+            outage.failed(exc)
             raise DatabaseUnavailable("the database did not answer; try again shortly") from exc
+        if outage.since is not None:
+            outage.succeeded()
+        return result
 
     return call
 
@@ -161,7 +226,20 @@ class Database:
             try:
                 yield conn  # type: ignore[misc]  # a PoolConnectionProxy stands in for a Connection
             finally:
-                await self.pool.release(conn)
+                await self._release(conn)
+
+    async def _release(self, conn: "PoolConnectionProxy[asyncpg.Record]") -> None:
+        """Give a connection back. Releasing resets it, which fails on a connection the
+        server dropped; asyncpg then terminates it (a new one replaces it) and re-raises.
+        That happens after the response went out, so raising would only end the client's
+        keep-alive connection with "Exception in ASGI application": logged here instead."""
+        try:
+            await self.pool.release(conn)
+        except Exception as exc:
+            if is_connection_lost(exc):
+                outage.failed(exc)
+            else:
+                log.warning("a connection failed as it went back to the pool: %r", exc)
 
 
 @database_call
