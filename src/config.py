@@ -43,6 +43,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     PORT: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     WORKERS: PositiveInt = 1
     LOG_LEVEL: Literal["debug", "info", "warning", "error"] = "info"
+    # Slow clients (src/server.py, served with `--http src.server:HttpProtocol`): seconds a
+    # connection may take to send a request head, and open connections per process
+    # (0: as many as the open-files limit allows, less a reserve).
+    HEADER_TIMEOUT_S: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    MAX_CONNECTIONS: Annotated[int, msgspec.Meta(ge=0)] = 0
     # Limits (API.md "Limits")
     MAX_BODY_BYTES: PositiveInt = 1024 * 1024
     # WebSockets

@@ -89,7 +89,8 @@ def make_settings(**overrides: object) -> Settings:
 
 
 class LiveServer:
-    """A real `uvicorn src.main:app` on 127.0.0.1, port 0, in a child process."""
+    """A real `uvicorn src.main:app` (as served: `src.server.HttpProtocol`) on 127.0.0.1,
+    port 0, in a child process."""
 
     def __init__(self, process: Process, port: int) -> None:
         self.process = process
@@ -101,8 +102,10 @@ class LiveServer:
 def start_live_server(
     database_url: str, extra_args: list[str] | None = None, port: int = 0, **env: str
 ) -> tuple[Process, int]:
-    """`uvicorn src.main:app` as users run it; returns once the port is bound."""
+    """`uvicorn src.main:app --http src.server:HttpProtocol` as users run it; returns once
+    the port is bound."""
     args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--http", "src.server:HttpProtocol"]  # the request-head timer, the cap
     process = Process(
         [sys.executable, *args, *(extra_args or [])],
         {"DATABASE_URL": database_url, "COUNTER_WINDOW_MS": "50", **env},
