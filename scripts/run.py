@@ -98,6 +98,7 @@ def serve(settings: Settings) -> None:
         port=settings.PORT,
         workers=settings.WORKERS,
         log_level=settings.LOG_LEVEL,
+        http="src.server:HttpProtocol",  # a timer on request heads, a connection cap
         ws_max_size=settings.WS_MAX_MESSAGE_BYTES,
         ws_ping_interval=settings.WS_PING_INTERVAL,
         ws_ping_timeout=settings.WS_PING_INTERVAL,

@@ -50,6 +50,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Authentication of catalog writes (API.md "Authentication")
     JWT_SECRET: str | None = None
     JWT_AUDIENCE: str = "catalog"
+    # Slow clients (src/server.py, served with `--http src.server:HttpProtocol`): seconds a
+    # connection may take to send a request head, and open connections per process
+    # (0: as many as the open-files limit allows, less a reserve).
+    HEADER_TIMEOUT_S: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    MAX_CONNECTIONS: Annotated[int, msgspec.Meta(ge=0)] = 0
     # Limits (API.md "Limits")
     MAX_BODY_BYTES: PositiveInt = 1024 * 1024
     WRITE_RATE_PER_MIN: PositiveInt = 600

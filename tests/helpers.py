@@ -103,7 +103,8 @@ def make_settings(**overrides: object) -> Settings:
 
 
 class LiveServer:
-    """A real `uvicorn src.main:app` on 127.0.0.1, port 0, in a child process."""
+    """A real `uvicorn src.main:app` (as served: `src.server.HttpProtocol`) on 127.0.0.1,
+    port 0, in a child process."""
 
     def __init__(self, process: Process, port: int) -> None:
         self.process = process
@@ -115,7 +116,8 @@ class LiveServer:
 def start_live_server(
     database_url: str, extra_args: list[str] | None = None, port: int = 0, **env: str
 ) -> tuple[Process, int]:
-    """`uvicorn src.main:app` as users run it; returns once the port is bound."""
+    """`uvicorn src.main:app --http src.server:HttpProtocol` as users run it; returns once
+    the port is bound."""
     process = launch_live_server(database_url, extra_args, port, **env)
     return process, bound_port(process)
 
@@ -125,6 +127,7 @@ def launch_live_server(
 ) -> Process:
     """Start `uvicorn src.main:app`, without waiting (several can start at once)."""
     args = ["-m", "uvicorn", "src.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--http", "src.server:HttpProtocol"]  # the request-head timer, the cap
     return Process(
         [sys.executable, *args, *(extra_args or [])],
         {

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,27 @@ from tests.helpers import running
 from tests.realtime.test_live import wait_for_count
 
 
+def stalled_head_answer(port: int) -> bytes:
+    """Send half a request head and read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\n")
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+        return received
+
+
 def test_run_serves_the_catalog_then_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     """Two runs on one data folder: the second finds what the first wrote."""
     pgdata = tmp_path / "pg"
     port = free_port()
-    env = {"PGDATA_DIR": str(pgdata), "PORT": str(port), "DATABASE_URL": "", "JWT_SECRET": ""}
+    env = {
+        "PGDATA_DIR": str(pgdata),
+        "PORT": str(port),
+        "DATABASE_URL": "",
+        "JWT_SECRET": "",
+        "HEADER_TIMEOUT_S": "1",
+    }
     base = f"http://127.0.0.1:{port}"
 
     with running(["-m", "scripts.run"], env) as server:
@@ -30,6 +47,7 @@ def test_run_serves_the_catalog_then_stops_cleanly_and_keeps_data(tmp_path: Path
         assert httpx.post(f"{base}/product", json=new).status_code == 401
         created = httpx.post(f"{base}/product", json=new, headers=auth)
         assert created.status_code == 201
+        assert stalled_head_answer(port).startswith(b"HTTP/1.1 408 ")  # src.server in use
         assert server.stop(signal.SIGINT) == 0
         server.wait_for("stopping the embedded PostgreSQL")
     assert EmbeddedPostgres(pgdata).pid is None  # no postmaster.pid: the server stopped
