@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 from functools import partial
 
 from lihil import Lihil
+from lihil.asgi import ASGIRoute
 from lihil.config import AppConfig, OASConfig
 
 from src import errors, lihil_patches  # noqa: F401  (registers the problem solver; patches)
@@ -61,6 +62,10 @@ def build_broker(settings: Settings) -> Broker:
     return RedisBroker(settings.REDIS_URL, ttl_s=settings.PRESENCE_TTL_S, node_id=NODE_ID)
 
 
+def _no_builtin_pages() -> tuple[ASGIRoute, ...]:
+    return ()
+
+
 def create_app(settings: Settings | None = None) -> Lihil:
     settings = settings or load_settings()
     broker = build_broker(settings)
@@ -110,6 +115,12 @@ def create_app(settings: Settings | None = None) -> Lihil:
         lifespan=lifespan,
         middlewares=edge_middlewares(RouteTable(routes, ws_routes), settings, metrics),
     )
+    # LIHIL TRAP (the docs page loads Swagger UI from a CDN): at start-up lihil appends its
+    # own /openapi, /docs (Swagger UI from cdn.jsdelivr.net) and /problems (jQuery and
+    # Bootstrap from CDNs, describing lihil's `type_` problems) after our routes, and has no
+    # switch to leave them out (`Lihil` is final). None of them is served: src.web.routes
+    # serves our /openapi and an offline /docs; there is no /problems page.
+    app._generate_builtin_routes = _no_builtin_pages  # type: ignore[method-assign]
     app.graph.register_singleton(settings, Settings)
     app.graph.register_singleton(broker, Broker)
     app.graph.register_singleton(registry, Registry)
