@@ -269,6 +269,15 @@ def _plain_text(message: dict[str, Any]) -> bool:
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
+def repeated_parameters(scope: Scope) -> list[str]:
+    """Query parameters given more than once (before, the last one silently won)."""
+    query = scope.get("query_string", b"")
+    if not query:
+        return []
+    names = [name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
+    return sorted({n for n in names if names.count(n) > 1})
+
+
 def is_json(content_type: bytes | None) -> bool:
     """application/json or application/*+json, any case, parameters allowed."""
     if content_type is None:
@@ -305,13 +314,9 @@ class RequestGuard:
         await self.app(scope, receive, send)
 
     def _refusal(self, scope: Scope) -> AppError | None:
-        query = scope.get("query_string", b"")
-        if query:
-            names = [name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
-            repeated = sorted({n for n in names if names.count(n) > 1})
-            if repeated:
-                message = "given more than once; give it once"
-                return InvalidRequest([FieldError("query", n, message) for n in repeated])
+        if repeated := repeated_parameters(scope):
+            message = "given more than once; give it once"
+            return InvalidRequest([FieldError("query", n, message) for n in repeated])
         if scope["method"] not in WITH_BODY:
             return None
         headers = dict(scope.get("headers", ()))

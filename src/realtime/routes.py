@@ -26,7 +26,7 @@ from src.realtime.protocol import (
     parse_max_users,
     parse_session_id,
 )
-from src.realtime.sockets import PeerDep, new_member_id
+from src.realtime.sockets import PeerDep, given_once, new_member_id
 
 COUNTER = "counter"
 BROADCAST = "broadcast"
@@ -66,6 +66,7 @@ async def session_room(
     """A room with its own counter and capacity; members' text frames go to every member."""
     try:
         sid = parse_session_id(session_id)
+        given_once(peer, "max_users")
         capacity = parse_max_users(
             max_users, default=settings.DEFAULT_SESSION_USERS, cap=settings.MAX_SESSION_USERS
         )
@@ -117,6 +118,7 @@ async def catalog(
     """The live catalog: one frame per committed change; with `after`, the retained changes
     after that id first, then live, with no gap and no duplicate at the seam."""
     try:
+        given_once(peer, "after")
         since = parse_after(after)
         if since is not None and since > feed.position:
             await feed.sync()  # it may have come from a process that has read further

@@ -14,7 +14,9 @@ from typing import Annotated
 from lihil import Ignore, use
 from lihil.vendors import WebSocket
 
+from src.edge import repeated_parameters
 from src.realtime.fanout import Peer, Registry
+from src.realtime.protocol import BadParameter
 
 # Member ids are unique across processes and hosts: a random node id plus a sequence.
 NODE_ID = f"{os.getpid():x}{secrets.token_hex(3)}"
@@ -23,6 +25,13 @@ _sequence = itertools.count(1)
 
 def new_member_id() -> str:
     return f"{NODE_ID}-{next(_sequence)}"
+
+
+def given_once(peer: Peer, name: str) -> None:
+    """BadParameter (4400) when the query gives `name` more than once: lihil hands the
+    handler the last value, which would silently win."""
+    if name in repeated_parameters(peer.ws.scope):
+        raise BadParameter(f"{name} given more than once; give it once")
 
 
 def endpoint_of(path: str) -> str:

@@ -293,6 +293,7 @@ async def test_oversized_frame_closes_1009(live_server: LiveServer, path: str, t
         # int() itself refuses over 4,300 digits: that was a ValueError, so a 1011 close.
         (f"/web_socket/ok?max_users={'9' * 5000}", "max_users must be an integer from 1 to 1000"),
         ("/ws/catalog?after=-1", f"after must be a change id: an integer from 0 to {2**63 - 1}"),
+        ("/web_socket/ok?max_users=2&max_users=9", "max_users given more than once; give it once"),
     ],
 )
 async def test_bad_parameters_close_4400_with_a_reason(
