@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check clean install schema client bench
+.PHONY: run test check clean install schema client bench soak
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ run: $(STAMP)
 ## test: the whole suite against a real PostgreSQL
 test: $(STAMP)
 	PYTHONASYNCIODEBUG=1 $(BIN)/python -m pytest
+
+## soak: the long proofs: 20,000 WebSocket connect/disconnect cycles, 5,000 stalled clients
+soak: $(STAMP)
+	SOAK_CYCLES=20000 SLOW_CLIENTS=5000 $(BIN)/python -m pytest tests/test_soak.py \
+		tests/test_server.py -k "soak or cycles or stalled" -v
 
 ## schema: write docs/openapi.json and docs/asyncapi.json from the code (offline)
 schema: $(STAMP)
