@@ -54,6 +54,18 @@ def admin_dsn() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    """A folder for a test's own PostgreSQL. Not pytest's tmp_path: a concurrent pytest
+    session prunes and re-creates /tmp/pytest-of-<user> (mode 0700) under it, and the
+    server's own user then loses its way to the data folder (initdb: Permission denied)."""
+    folder = Path(tempfile.mkdtemp(prefix="catalog-test-own-pg-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def template_dsn(admin_dsn: str) -> str:
     """The demo catalog, loaded once per session into a template database."""

@@ -164,9 +164,9 @@ def test_client_writes_products(api: AuthenticatedClient) -> None:
     assert absent.status_code == 404
 
 
-def test_client_reads_503_problems_while_the_database_is_down(tmp_path: Path) -> None:
+def test_client_reads_503_problems_while_the_database_is_down(pg_dir: Path) -> None:
     """With PostgreSQL stopped, operations answer typed 503 Problems, then recover."""
-    server = EmbeddedPostgres(tmp_path / "data", fast=True)
+    server = EmbeddedPostgres(pg_dir / "data", fast=True)
     process, port = start_live_server(server.start(), DB_CONNECT_TIMEOUT="2")
     try:
         with AuthenticatedClient(base_url=f"http://127.0.0.1:{port}", token=TOKEN) as api:

@@ -19,13 +19,13 @@ from tests.helpers import AUTH, start_live_server
 WRITERS = 8
 
 
-async def test_a_database_crash_under_writes_loses_no_acknowledged_write(tmp_path: Path) -> None:
+async def test_a_database_crash_under_writes_loses_no_acknowledged_write(pg_dir: Path) -> None:
     """Every write answered 201 is in the database afterwards; every other answer is a 503
     problem (never a 500, never a dropped connection); writes succeed again soon after the
     database is back; the log shows no unhandled exception."""
     # Durable commits (not the test clusters' fast mode: with synchronous_commit off, a
     # crash forgets commits already acknowledged, which is that setting's promise).
-    server = EmbeddedPostgres(tmp_path / "data")
+    server = EmbeddedPostgres(pg_dir / "data")
     dsn = server.start()
     conn = await asyncpg.connect(dsn)
     await prepare_database(conn, seed=True)

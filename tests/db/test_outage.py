@@ -13,9 +13,9 @@ from tests.helpers import AUTH, make_settings
 
 
 @pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+def own_server(pg_dir: Path) -> Iterator[EmbeddedPostgres]:
     """A private PostgreSQL this test may stop and start without disturbing the others."""
-    server = EmbeddedPostgres(tmp_path / "data", fast=True)
+    server = EmbeddedPostgres(pg_dir / "data", fast=True)
     server.start()
     try:
         yield server
