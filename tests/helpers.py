@@ -61,13 +61,20 @@ class Process:
             if text in line:
                 return line
 
-    def output(self, timeout: float = 30) -> list[str]:
-        """Every line, once the process has closed its output (it has exited)."""
+    def rest(self, timeout: float = 60) -> list[str]:
+        """Block until the output ends (the process closed it: it exited); every line."""
         deadline = time.monotonic() + timeout
-        while (line := self._queue.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"output still open after {timeout}s:\n" + "\n".join(self.lines)
+                ) from None
+            if line is None:
+                self._queue.put(None)  # the end stays the end for later calls
+                return self.lines
             self.lines.append(line)
-        self._queue.put(None)  # still at the end for the next reader
-        return self.lines
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> int:
         """Signal the process by its PID and wait for it to exit."""

