@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
     routes = build_routes()
     ws_routes = build_ws_routes()
 
+    table = RouteTable(routes, ws_routes)
     app = Lihil(
         *routes,
         *ws_routes,
@@ -113,7 +114,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
             oas=OASConfig(TITLE="Catalog API"),
         ),
         lifespan=lifespan,
-        middlewares=edge_middlewares(RouteTable(routes, ws_routes), settings, metrics),
+        middlewares=edge_middlewares(table, settings, metrics),
     )
     # LIHIL TRAP (the docs page loads Swagger UI from a CDN): at start-up lihil appends its
     # own /openapi, /docs (Swagger UI from cdn.jsdelivr.net) and /problems (jQuery and
@@ -133,5 +134,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
         max_session_users=settings.MAX_SESSION_USERS,
         default_session_users=settings.DEFAULT_SESSION_USERS,
     )
-    app.include(*build_page_routes(partial(openapi_document, app), asyncapi))
+    pages = build_page_routes(partial(openapi_document, app), asyncapi)
+    app.include(*pages)
+    table.http.extend(pages)  # the edge and the metrics know the pages' routes too
     return app
