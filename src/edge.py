@@ -187,6 +187,12 @@ _denied: ContextVar[bool] = ContextVar("websocket_denied", default=False)
 
 class _DeniedHandshakeFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() == "Invalid UTF-8 sequence received from client.":
+            # UVICORN TRAP (a client's bad bytes logged as a server error): a fragmented text
+            # message that is not UTF-8 is closed 1007, as it should be, but logged at ERROR
+            # with a traceback. It is the client's fault: one warning line, no traceback.
+            record.levelno, record.levelname, record.exc_info = logging.WARNING, "WARNING", None
+            return True
         return not (_denied.get() and record.getMessage().startswith("ASGI callable returned"))
 
 

@@ -42,9 +42,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+from collections.abc import Iterable
 from typing import ClassVar, Generic, NamedTuple, TypeVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
 
 from src.config import Settings, load_settings
 
@@ -155,6 +157,27 @@ def configure(settings: Settings) -> ServerLimits:
     return limits
 
 
+def _unparseable_by_websockets(url: bytes, headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """The HTTP answer for a handshake the `websockets` library would refuse to read, or
+    None. uvicorn hands it the head as `GET <url> HTTP/1.1` plus `name: value` lines."""
+    if len(url) + len(b"GET  HTTP/1.1\r\n") > MAX_LINE_LENGTH:
+        return _plain(414, "URI Too Long", f"request line over {MAX_LINE_LENGTH} bytes")
+    headers = list(headers)
+    if len(headers) > MAX_NUM_HEADERS or any(
+        len(name) + len(value) + 4 > MAX_LINE_LENGTH for name, value in headers
+    ):
+        return _plain(431, "Request Header Fields Too Large", "too many or too long headers")
+    return None
+
+
+def _plain(status: int, phrase: str, text: str) -> bytes:
+    body = (text + "\n").encode()
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode() + body
+
+
 def _timeout_response(default_headers: list[tuple[bytes, bytes]]) -> bytes:
     body = b"Request head not received in time.\n"
     head = [b"HTTP/1.1 408 Request Timeout\r\n"]
@@ -198,6 +221,15 @@ class HttpProtocol(HttpToolsProtocol):
         self._unlink()
 
     def handle_websocket_upgrade(self) -> None:
+        if refusal := _unparseable_by_websockets(self.url, self.scope["headers"]):
+            # UVICORN TRAP (a handshake the WebSocket layer cannot read hangs for ever):
+            # uvicorn re-parses the head with the `websockets` library, which refuses lines
+            # over 8 KiB and more than 128 headers by ending its output silently; uvicorn
+            # then neither answers nor closes, and past the hand-over no head timer runs.
+            self.transport.write(refusal)
+            self.transport.close()
+            self._unlink()
+            return
         super().handle_websocket_upgrade()
         self._unlink()  # the socket now belongs to the WebSocket protocol
 
