@@ -50,16 +50,16 @@ class ConditionalGet:
 
         async def _send(message: dict[str, Any]) -> None:
             nonlocal start
-            if message["type"] == "http.response.start":
-                if message["status"] == 200 and _length(message) <= MAX_TAGGED_BYTES:
-                    start = message  # held until the body is complete
-                    return
-                await send(message)
-            elif message["type"] == "http.response.body" and start is not None:
+            if start is not None:  # a tagged answer's body: held until complete
                 body.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    await self._tagged(start, b"".join(body), if_none_match, head_only, send)
-            elif message["type"] == "http.response.body" and head_only:
+                    await _tagged(start, b"".join(body), if_none_match, head_only, send)
+            elif message["type"] == "http.response.start":
+                if message["status"] == 200 and _length(message) <= MAX_TAGGED_BYTES:
+                    start = message
+                else:
+                    await send(message)
+            elif head_only and message["type"] == "http.response.body":
                 if not message.get("more_body", False):
                     await send({"type": "http.response.body", "body": b""})
             else:
@@ -67,22 +67,22 @@ class ConditionalGet:
 
         await self.app(scope, receive, _send)
 
-    @staticmethod
-    async def _tagged(
-        start: dict[str, Any], body: bytes, if_none_match: str | None, head_only: bool, send: Any
-    ) -> None:
-        etag = etag_of(body)
-        headers = [(k, v) for k, v in start.get("headers", ()) if k != b"etag"]
-        headers.append((b"etag", etag.encode()))
-        if not any(k == b"cache-control" for k, _ in headers):
-            headers.append((b"cache-control", b"no-cache"))  # revalidate: the tag says if fresh
-        if if_none_match is not None and none_match(if_none_match, etag):
-            kept = [(k, v) for k, v in headers if k not in (b"content-length", b"content-type")]
-            await send({"type": "http.response.start", "status": 304, "headers": kept})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        await send({**start, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if head_only else body})
+
+async def _tagged(
+    start: dict[str, Any], body: bytes, if_none_match: str | None, head_only: bool, send: Any
+) -> None:
+    etag = etag_of(body)
+    headers = list(start.get("headers", ()))
+    headers.append((b"etag", etag.encode()))
+    if not any(k == b"cache-control" for k, _ in headers):
+        headers.append((b"cache-control", b"no-cache"))  # revalidate: the tag says if fresh
+    if if_none_match is not None and none_match(if_none_match, etag):
+        kept = [(k, v) for k, v in headers if k not in (b"content-length", b"content-type")]
+        await send({"type": "http.response.start", "status": 304, "headers": kept})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head_only else body})
 
 
 def _length(start: dict[str, Any]) -> int:

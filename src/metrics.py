@@ -48,11 +48,19 @@ class Metrics:
             registry=self.prometheus,
         )
         self.database: Database | None = None
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.prometheus.register(_Snapshot(self, registry, broker, feed))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.duration.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:  # labels() per request costs a lock and a tuple: done once
+            children = self._children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.duration.labels(method, route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.prometheus)
