@@ -18,6 +18,7 @@ decided in `src.errors`; this module only puts it on the wire.
 """
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
@@ -273,6 +274,11 @@ def _plain_text(message: dict[str, Any]) -> bool:
 
 
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+ID_PATH = re.compile(r"/(products|brands)/([^/]+)")  # the routes with an id in their path
+
+
+def _decimal(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def repeated_parameters(scope: Scope) -> list[str]:
@@ -323,6 +329,11 @@ class RequestGuard:
         if repeated := repeated_parameters(scope):
             message = "given more than once; give it once"
             return InvalidRequest([FieldError("query", n, message) for n in repeated])
+        if (match := ID_PATH.fullmatch(scope["path"])) and not _decimal(match.group(2)):
+            # LIHIL TRAP (integer path parameters are read leniently): "1.0" was product 1
+            # and "1e3" product 1000; an id is written in decimal digits.
+            name = "product_id" if match.group(1) == "products" else "brand_id"
+            return InvalidRequest([FieldError("path", name, "Expected `int`, got `str`")])
         if scope["method"] not in WITH_BODY:
             return None
         headers = dict(scope.get("headers", ()))

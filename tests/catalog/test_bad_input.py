@@ -133,3 +133,17 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(small_body_client: T
     )
     assert_problem(response, 413, "body-too-large")
     assert small_body_client.get("/products/1001").status_code == 404  # nothing written
+
+
+@pytest.mark.parametrize(
+    "path", ["/products/1.0", "/products/1e3", "/brands/+3", "/products/%D9%A3"]
+)
+def test_an_id_not_written_in_digits_is_422(strict_client: TestClient, path: str) -> None:
+    """ "1.0" answered product 1 and "1e3" product 1000: lenient reading of an int."""
+    for method in ("GET", "PUT", "DELETE"):
+        response = strict_client.request(method, path, json={"product_name": "x", "brand_id": 1})
+        if method != "GET" and path.startswith("/brands"):
+            continue  # no writes on brands: 405 comes first
+        problem = assert_problem(response, 422, "invalid-request")
+        assert problem["errors"][0]["location"] == "path", problem
+    assert strict_client.get("/products/1000").json()["product_name"]  # still there
