@@ -7,8 +7,8 @@ Plain ASGI middlewares (never starlette's BaseHTTPMiddleware), outermost first:
 - `HttpMetrics` (src/metrics.py) times and counts every request by route template;
 - `ProblemMiddleware` turns lihil's own text/plain 404 and 405, and any exception that
   escapes, into problems;
-- `WriteGate` asks catalog writes for a bearer token and limits their rate;
-- `RequestGuard` refuses bodies that are not JSON or too large, and repeated parameters;
+- `RequestGate` asks catalog writes for a bearer token and limits their rate, and refuses
+  bodies that are not JSON or too large, repeated parameters and ids not in digits;
 - `ConditionalGet` (src/caching.py) tags GET answers with an ETag, answers 304, and HEAD;
 - `WebSocketGate` refuses what must not reach a WebSocket handler.
 
@@ -20,6 +20,7 @@ decided in `src.errors`; this module only puts it on the wire.
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -286,8 +287,8 @@ def repeated_parameters(scope: Scope) -> list[str]:
     query = scope.get("query_string", b"")
     if not query:
         return []
-    names = [name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)]
-    return sorted({n for n in names if names.count(n) > 1})
+    names = Counter(name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    return sorted(name for name, count in names.items() if count > 1)
 
 
 def is_json(content_type: bytes | None) -> bool:
@@ -300,52 +301,73 @@ def is_json(content_type: bytes | None) -> bool:
     )
 
 
-class RequestGuard:
-    """What an HTTP request must be before an endpoint reads it:
+class RequestGate:
+    """What an HTTP request must be before an endpoint reads it, checked in one layer:
 
+    - a catalog write (every POST, PUT, PATCH and DELETE a route serves): at most
+      WRITE_RATE_PER_MIN per client address (429 with Retry-After), counted before the
+      token is checked so guessing costs the same, and a valid bearer token (401);
+    - each query parameter given once (422 naming it; before, the last one silently won),
+      and an id in the path written in digits (422);
     - a body declared as JSON (415 otherwise: text/plain or no Content-Type was read as
       JSON before, and a form post would have been too);
-    - a body of at most `max_body_bytes` (413): refused from its Content-Length before a
-      byte is read, or as soon as a chunked body grows past the limit;
-    - each query parameter given once (422 naming it; before, the last one silently won).
+    - a body of at most MAX_BODY_BYTES (413): refused from its Content-Length before a
+      byte is read, or as soon as a chunked body grows past the limit.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, routes: RouteTable, settings: Settings) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.routes = routes
+        self.secret, self.audience = settings.JWT_SECRET, settings.JWT_AUDIENCE
+        self.trusted = settings.trusted_proxies
+        self.rate = settings.WRITE_RATE_PER_MIN
+        self.buckets = Buckets(rate=self.rate / 60, burst=self.rate)
+        self.max_body_bytes = settings.MAX_BODY_BYTES
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if problem := self._refusal(scope):
-            await problem_response(*to_problem(problem, scope["path"]))(scope, receive, send)
+        try:
+            if scope["method"] in WRITES and scope["method"] in self.routes.allowed_methods(scope):
+                self._admit_write(scope)
+            self._check_shape(scope)
+        except AppError as exc:
+            await problem_response(*to_problem(exc, scope["path"]))(scope, receive, send)
             return
         if scope["method"] in WITH_BODY:
             receive = self._limited(receive)
         await self.app(scope, receive, send)
 
-    def _refusal(self, scope: Scope) -> AppError | None:
+    def _admit_write(self, scope: Scope) -> None:
+        wait = self.buckets.take(address_of(scope, self.trusted), time.monotonic())
+        if wait:
+            raise TooManyRequests(
+                f"more than {self.rate} catalog writes a minute from this address "
+                f"(WRITE_RATE_PER_MIN); retry in {wait} s",
+                retry_after=wait,
+            )
+        header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), None)
+        verify(header.decode("latin-1") if header else None, self.secret, audience=self.audience)
+
+    def _check_shape(self, scope: Scope) -> None:
         if repeated := repeated_parameters(scope):
             message = "given more than once; give it once"
-            return InvalidRequest([FieldError("query", n, message) for n in repeated])
+            raise InvalidRequest([FieldError("query", n, message) for n in repeated])
         if (match := ID_PATH.fullmatch(scope["path"])) and not _decimal(match.group(2)):
             # LIHIL TRAP (integer path parameters are read leniently): "1.0" was product 1
             # and "1e3" product 1000; an id is written in decimal digits.
             name = "product_id" if match.group(1) == "products" else "brand_id"
-            return InvalidRequest([FieldError("path", name, "Expected `int`, got `str`")])
+            raise InvalidRequest([FieldError("path", name, "Expected `int`, got `str`")])
         if scope["method"] not in WITH_BODY:
-            return None
+            return
         headers = dict(scope.get("headers", ()))
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            return BodyTooLarge(self.max_body_bytes)
+            raise BodyTooLarge(self.max_body_bytes)
         if length != b"0" and not is_json(headers.get(b"content-type")):
             shown = headers.get(b"content-type", b"none").decode("latin-1")[:80]
-            return UnsupportedMediaType(
-                f"send the body as application/json (Content-Type: {shown})"
-            )
-        return None
+            raise UnsupportedMediaType(f"send the body as application/json (Content-Type: {shown})")
 
     def _limited(self, receive: Any) -> Any:
         received = 0
@@ -370,42 +392,6 @@ def address_of(scope: Scope, trusted: tuple[Network, ...]) -> str:
     return client_address(peer[0] if peer else None, forwarded, trusted)
 
 
-class WriteGate:
-    """Catalog writes (every POST, PUT, PATCH and DELETE a route serves): at most
-    WRITE_RATE_PER_MIN per client address (429 with Retry-After), and only with a valid
-    bearer token (401). Counted before the token is checked, so guessing costs the same."""
-
-    def __init__(self, app: ASGIApp, routes: RouteTable, settings: Settings) -> None:
-        self.app = app
-        self.routes = routes
-        self.secret, self.audience = settings.JWT_SECRET, settings.JWT_AUDIENCE
-        self.trusted = settings.trusted_proxies
-        rate = settings.WRITE_RATE_PER_MIN
-        self.buckets = Buckets(rate=rate / 60, burst=rate)
-        self.rate = rate
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] in WRITES:
-            if scope["method"] in self.routes.allowed_methods(scope):
-                try:
-                    self._admit(scope)
-                except AppError as exc:
-                    await problem_response(*to_problem(exc, scope["path"]))(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
-
-    def _admit(self, scope: Scope) -> None:
-        wait = self.buckets.take(address_of(scope, self.trusted), time.monotonic())
-        if wait:
-            raise TooManyRequests(
-                f"more than {self.rate} catalog writes a minute from this address "
-                f"(WRITE_RATE_PER_MIN); retry in {wait} s",
-                retry_after=wait,
-            )
-        header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), None)
-        verify(header.decode("latin-1") if header else None, self.secret, audience=self.audience)
-
-
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -417,8 +403,7 @@ def edge_middlewares(
         ResponseHeaders,
         lambda app: HttpMetrics(app, metrics, routes.template),
         lambda app: ProblemMiddleware(app, routes),
-        lambda app: WriteGate(app, routes, settings),
-        lambda app: RequestGuard(app, settings.MAX_BODY_BYTES),
+        lambda app: RequestGate(app, routes, settings),
         ConditionalGet,
         lambda app: WebSocketGate(app, routes, settings),
     ]

@@ -110,7 +110,7 @@ def _finish_operation(spec: Operation, op: dict[str, Any]) -> dict[str, Any]:
         finished["parameters"] = [_finish_parameter(p) for p in params]
     if "requestBody" in op:
         finished["requestBody"] = op["requestBody"]
-    if Unauthorized in spec.problems:  # the operations src.edge.WriteGate asks a token of
+    if Unauthorized in spec.problems:  # the operations src.edge.RequestGate asks a token of
         finished["security"] = [{"bearerAuth": []}]
     finished["responses"] = {**success, **problems}
     return finished

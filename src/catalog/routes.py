@@ -56,7 +56,7 @@ def json_body(text: str, shape: type[T]) -> T:
 
 
 # The problems of every data endpoint (bad input, database down), of writes (src.edge's
-# WriteGate: token, rate), and of writes with a body (src.edge's RequestGuard).
+# RequestGate: token, rate), and of writes with a body (JSON, size).
 DATA = (InvalidRequest, DatabaseUnavailable)
 GATED = (Unauthorized, TooManyRequests, *DATA)
 WRITE = (UnknownBrand, BodyTooLarge, UnsupportedMediaType, *GATED)
