@@ -12,11 +12,9 @@ HEAD is answered wherever GET is: the request runs as a GET and only the head is
 """
 
 import hashlib
-from collections.abc import Callable, MutableMapping
 from typing import Any
 
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Any, Any], Any]
+from src.asgi import ASGIApp, Scope
 
 MAX_TAGGED_BYTES = 1024 * 1024  # larger bodies (none today) are sent untagged
 

@@ -26,8 +26,9 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from src.asgi import ASGIApp, Scope
 from src.auth import verify
-from src.caching import ASGIApp, ConditionalGet, Scope
+from src.caching import ConditionalGet
 from src.config import Settings
 from src.errors import (
     AppError,

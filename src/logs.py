@@ -13,14 +13,12 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
 from uvicorn.logging import DefaultFormatter
 
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Any, Any], Any]
+from src.asgi import ASGIApp, Scope
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # A new id: this process's random half and a sequence (32 hex digits, unique across

@@ -12,7 +12,7 @@ import shutil
 import signal
 import tempfile
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,16 @@ def database_url(admin_dsn: str, template_dsn: str) -> Iterator[str]:
         yield with_database(admin_dsn, name)
     finally:
         run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+async def sql(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection to the test's database, as another program would use."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

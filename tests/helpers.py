@@ -45,36 +45,32 @@ class Process:
                 self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
+    def _next_line(self, deadline: float, waiting_for: str) -> str | None:
+        """The next output line (kept in `lines`), or None at the end of the output."""
+        try:
+            line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise AssertionError(f"{waiting_for}:\n" + "\n".join(self.lines)) from None
+        if line is None:
+            self._queue.put(None)  # the end stays the end for later calls
+        else:
+            self.lines.append(line)
+        return line
+
     def wait_for(self, text: str, timeout: float = 60) -> str:
         """Block until a line containing `text` appears (within `timeout` seconds in all)."""
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(
-                    f"no {text!r} within {timeout}s:\n" + "\n".join(self.lines)
-                ) from None
-            if line is None:
-                raise AssertionError(f"exited before {text!r}:\n" + "\n".join(self.lines))
-            self.lines.append(line)
+        while (line := self._next_line(deadline, f"no {text!r} within {timeout}s")) is not None:
             if text in line:
                 return line
+        raise AssertionError(f"exited before {text!r}:\n" + "\n".join(self.lines))
 
     def rest(self, timeout: float = 60) -> list[str]:
         """Block until the output ends (the process closed it: it exited); every line."""
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(
-                    f"output still open after {timeout}s:\n" + "\n".join(self.lines)
-                ) from None
-            if line is None:
-                self._queue.put(None)  # the end stays the end for later calls
-                return self.lines
-            self.lines.append(line)
+        while self._next_line(deadline, f"output still open after {timeout}s") is not None:
+            pass
+        return self.lines
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> int:
         """Signal the process by its PID and wait for it to exit."""

@@ -73,28 +73,24 @@ def test_errors_carry_no_tag(client: TestClient) -> None:
 
 
 async def test_a_row_changed_in_plain_sql_never_gets_a_304_or_a_stale_body(
-    live_server: LiveServer, database_url: str
+    live_server: LiveServer, sql: asyncpg.Connection
 ) -> None:
     """Once the feed has delivered a change made in plain SQL, every GET covering that row
     answers 200 with the new body and a new tag to the old tag."""
     paths = ["/brands", "/brands/3", "/products/3", "/products?brand_id=3&limit=100"]
-    sql = await asyncpg.connect(database_url)
-    try:
-        async with (
-            httpx.AsyncClient(base_url=live_server.http) as http,
-            websockets.connect(f"{live_server.ws}/ws/catalog") as feed,
-        ):
-            brand_of_3 = (await http.get("/products/3")).json()["brand_id"]
-            paths[-1] = f"/products?brand_id={brand_of_3}&limit=100"
-            before = {p: await http.get(p) for p in paths}
-            await sql.execute("UPDATE brand SET brand_name = 'Renamed' WHERE brand_id = 3")
-            await sql.execute("UPDATE product SET product_name = 'Renamed' WHERE product_id = 3")
-            for _ in range(2):  # both changes delivered
-                await asyncio.wait_for(feed.recv(), 10)
-            for path, old in before.items():
-                response = await http.get(path, headers={"If-None-Match": old.headers["etag"]})
-                assert response.status_code == 200, path
-                assert response.headers["etag"] != old.headers["etag"], path
-                assert "Renamed" in response.text, path
-    finally:
-        await sql.close()
+    async with (
+        httpx.AsyncClient(base_url=live_server.http) as http,
+        websockets.connect(f"{live_server.ws}/ws/catalog") as feed,
+    ):
+        brand_of_3 = (await http.get("/products/3")).json()["brand_id"]
+        paths[-1] = f"/products?brand_id={brand_of_3}&limit=100"
+        before = {p: await http.get(p) for p in paths}
+        await sql.execute("UPDATE brand SET brand_name = 'Renamed' WHERE brand_id = 3")
+        await sql.execute("UPDATE product SET product_name = 'Renamed' WHERE product_id = 3")
+        for _ in range(2):  # both changes delivered
+            await asyncio.wait_for(feed.recv(), 10)
+        for path, old in before.items():
+            response = await http.get(path, headers={"If-None-Match": old.headers["etag"]})
+            assert response.status_code == 200, path
+            assert response.headers["etag"] != old.headers["etag"], path
+            assert "Renamed" in response.text, path

@@ -6,7 +6,6 @@ import json
 import signal
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import asyncpg
 import httpx
@@ -16,6 +15,7 @@ from websockets.asyncio.client import ClientConnection
 
 from src.catalog import queries
 from src.realtime.embedded_redis import EmbeddedRedis
+from tests.catalog.test_feed import changes
 from tests.helpers import AUTH, LiveServer, bound_port, launch_live_server
 from tests.realtime.test_live import close_of, recv, recv_json, wait_for_count
 from tests.redisd import redis_server
@@ -154,12 +154,11 @@ async def test_a_room_join_while_redis_is_down_closes_1013_then_recovers(
 
 
 async def test_catalog_changes_reach_feed_clients_of_every_process(
-    servers: list[LiveServer], database_url: str
+    servers: list[LiveServer], sql: asyncpg.Connection
 ) -> None:
     """A product created over HTTP on one process and a row updated in plain SQL reach
     /ws/catalog clients of both processes, in the same order with the same ids."""
     feeds = [await websockets.connect(f"{s.ws}/ws/catalog") for s in servers]
-    sql = await asyncpg.connect(database_url)
     try:
         async with httpx.AsyncClient(base_url=servers[0].http, headers=AUTH) as http:
             created = await http.post("/products", json={"product_name": "Both", "brand_id": 2})
@@ -175,20 +174,18 @@ async def test_catalog_changes_reach_feed_clients_of_every_process(
             ("product.updated", "Both, renamed"),
         ]
     finally:
-        await sql.close()
         for ws in feeds:
             await ws.close()
 
 
 async def test_a_feed_client_resumes_across_a_process_restart_without_loss_or_repeat(
-    database_url: str, own_redis: EmbeddedRedis
+    database_url: str, sql: asyncpg.Connection, own_redis: EmbeddedRedis
 ) -> None:
     """A client follows process A, which is stopped; changes keep being committed; the
     client reconnects to a new process B with `after=` its last id and gets exactly the
     changes it has not seen, then the live ones."""
     first = launch_live_server(database_url, BROKER="redis", REDIS_URL=own_redis.url)
     server = LiveServer(first, bound_port(first))
-    sql = await asyncpg.connect(database_url)
     try:
         start = await queries.feed_position(sql)
         async with websockets.connect(f"{server.ws}/ws/catalog") as ws:
@@ -211,15 +208,9 @@ async def test_a_feed_client_resumes_across_a_process_restart_without_loss_or_re
                 got.append(json.loads(await recv(ws)))
         finally:
             second.stop(signal.SIGTERM)
-        committed = [c["id"] for c in await changes_since(sql, start)]
+        committed = [c["id"] for c in await changes(sql, start)]
         assert [c["id"] for c in got] == committed  # nothing missed, nothing twice
         names = [c["data"]["product_name"] for c in got]
         assert names == ["a0", "a1", "a2", "b0", "b1", "b2", "b3", "live"]
     finally:
         first.stop(signal.SIGKILL)
-        await sql.close()
-
-
-async def changes_since(conn: asyncpg.Connection, after: int) -> list[dict[str, Any]]:
-    _, rows = await queries.changes_after(conn, after=after)
-    return [json.loads(frame) for _, frame in rows]

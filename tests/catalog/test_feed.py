@@ -3,7 +3,6 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -11,44 +10,16 @@ import httpx
 import jsonschema_rs
 import pytest
 import websockets
-from websockets.asyncio.client import ClientConnection
 
 from src.catalog import queries
 from src.config import PROJECT_ROOT
 from tests.helpers import AUTH, LiveServer, start_live_server
-
-TIMEOUT = 10
-
-
-@pytest.fixture
-async def sql(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A plain connection, as another program would use."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+from tests.realtime.test_live import close_of, recv_json
 
 
 async def changes(conn: asyncpg.Connection, after: int) -> list[dict[str, Any]]:
     _, rows = await queries.changes_after(conn, after=after)
     return [json.loads(frame) for _, frame in rows]
-
-
-async def recv_change(ws: ClientConnection) -> dict[str, Any]:
-    frame = await asyncio.wait_for(ws.recv(), TIMEOUT)
-    assert isinstance(frame, str)
-    change: dict[str, Any] = json.loads(frame)
-    return change
-
-
-async def close_of(ws: ClientConnection) -> tuple[int, str]:
-    try:
-        while True:
-            await asyncio.wait_for(ws.recv(), TIMEOUT)
-    except websockets.ConnectionClosed as closed:
-        assert closed.rcvd is not None, "closed without a close frame"
-        return closed.rcvd.code, closed.rcvd.reason
 
 
 # --- the outbox -------------------------------------------------------------------------
@@ -195,7 +166,7 @@ async def test_changes_over_http_and_in_plain_sql_reach_the_feed(
             )
             shown = (await http.get(f"/products/{pid}")).json()
             assert (await http.delete(f"/products/{pid}")).status_code == 204
-        got = [await recv_change(ws) for _ in range(3)]
+        got = [await recv_json(ws) for _ in range(3)]
     assert [(c["type"], c["data"]) for c in got] == [
         ("product.created", created),
         ("product.updated", shown),
@@ -232,7 +203,7 @@ async def test_after_replays_then_goes_live_with_no_gap_and_no_duplicate(
             async with websockets.connect(f"{live_server.ws}/ws/catalog?after={after}") as ws:
                 ids: list[int] = []
                 while not ids or ids[-1] < last:
-                    ids.append((await recv_change(ws))["id"])
+                    ids.append((await recv_json(ws))["id"])
                 return ids
 
         writing = asyncio.create_task(keep_writing())
@@ -278,7 +249,7 @@ async def test_a_change_whose_notification_was_lost_arrives_by_the_fallback_poll
                 "INSERT INTO catalog_change (id, type, data) VALUES"
                 " (nextval('catalog_change_id_seq'), 'product.deleted', '{\"product_id\": 5}')"
             )
-            change = await recv_change(ws)
+            change = await recv_json(ws)
         assert (change["type"], change["data"]) == ("product.deleted", {"product_id": 5})
     finally:
         process.stop()
@@ -296,6 +267,6 @@ async def test_the_feed_catches_up_after_losing_its_connection(
         assert killed == 1
         for i in range(3):
             await sql.execute("UPDATE product SET product_name = $1 WHERE product_id = 9", f"n{i}")
-        got = [await recv_change(ws) for _ in range(3)]
+        got = [await recv_json(ws) for _ in range(3)]
     assert [c["data"]["product_name"] for c in got] == ["n0", "n1", "n2"]
     live_server.process.wait_for("catalog feed: connected again")

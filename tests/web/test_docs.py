@@ -10,40 +10,26 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from lihil.vendors import TestClient
-from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, Route, expect
+from playwright.sync_api import Browser, Route, expect
 
 from src.web.routes import ASSETS, ASSETS_PATH, SWAGGER_UI
 from tests.helpers import TOKEN, LiveServer
-from tests.web.test_page import VIEWPORT, WAIT_MS, browser, chromium  # noqa: F401  (fixtures)
+from tests.web.test_page import (  # noqa: F401  (browser, chromium: fixtures)
+    VIEWPORT,
+    WAIT_MS,
+    Visit,
+    browser,
+    chromium,
+)
 
 LOCAL = "127.0.0.1"
 
 
 @dataclass
-class Offline:
+class Offline(Visit):
     """A page whose browser context reaches 127.0.0.1 only, and what it saw."""
 
-    page: Page
-    errors: list[str] = field(default_factory=list)  # console errors, uncaught, HTTP >= 400
-    requests: list[str] = field(default_factory=list)  # every URL the page asked for
     outside: list[str] = field(default_factory=list)  # requests aborted: not to 127.0.0.1
-
-    def watch(self) -> None:
-        def console(message: ConsoleMessage) -> None:
-            if message.type == "error":
-                self.errors.append(f"console: {message.text}")
-
-        def response(answer: Response) -> None:
-            if answer.status >= 400:
-                self.errors.append(f"{answer.status} {answer.url}")
-
-        def request(sent: Request) -> None:
-            self.requests.append(sent.url)
-
-        self.page.on("console", console)
-        self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
-        self.page.on("response", response)
-        self.page.on("request", request)
 
 
 @pytest.fixture
