@@ -67,7 +67,7 @@ def main() -> int:
 def serve_with_local_servers(settings: Settings, local_redis: bool) -> None:
     with ExitStack() as stack:
         if not settings.DATABASE_URL:
-            embedded = EmbeddedPostgres(settings.PGDATA_DIR)
+            embedded = EmbeddedPostgres(settings.pgdata_dir)
             embedded.claim()  # before anything can stop it: it may be another run's
             print(f"starting the embedded PostgreSQL in {embedded.data_dir} ...", flush=True)
             stack.callback(_stop, "the embedded PostgreSQL", embedded.stop)
@@ -80,7 +80,7 @@ def serve_with_local_servers(settings: Settings, local_redis: bool) -> None:
                 )
             print(f"PostgreSQL: {os.environ['DATABASE_URL']}", flush=True)
         if local_redis:
-            redis = EmbeddedRedis(Path(settings.PGDATA_DIR).parent / "redis")
+            redis = EmbeddedRedis(settings.data_dir / "redis")
             print(f"starting a local Redis in {redis.folder} ...", flush=True)
             os.environ["REDIS_URL"] = redis.start()  # stops what it started if it fails
             stack.callback(_stop, "the local Redis", redis.stop)

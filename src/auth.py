@@ -19,8 +19,8 @@ ALGORITHM = "HS256"
 
 def dev_secret_file(settings: Settings) -> Path:
     """Where `make run` keeps a development secret when JWT_SECRET is unset: in the data
-    folder (`.data/`, beside the embedded PostgreSQL's; not in git)."""
-    return Path(settings.PGDATA_DIR).parent / "jwt-secret"
+    folder (DATA_DIR, `.data/` by default; not in git)."""
+    return settings.data_dir / "jwt-secret"
 
 
 def mint(secret: str, *, audience: str, subject: str = "catalog-admin", ttl_s: int = 3600) -> str:

@@ -40,7 +40,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     DB_CONNECT_TIMEOUT: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     DB_COMMAND_TIMEOUT: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     SEED_DEMO_DATA: bool = True
-    PGDATA_DIR: str = str(PROJECT_ROOT / ".data" / "pg")
+    # Everything a run keeps (the database folder and its lock, the local Redis's folder,
+    # the development secret) lives in this one folder; nothing is written outside it.
+    DATA_DIR: str = str(PROJECT_ROOT / ".data")
     # Serving (read by scripts/run.py)
     HOST: str = "127.0.0.1"
     PORT: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
@@ -55,6 +57,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # (0: as many as the open-files limit allows, less a reserve).
     HEADER_TIMEOUT_S: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
     MAX_CONNECTIONS: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # Request heads (request line and headers) larger than this, or with more headers, are
+    # refused with 431 (414 for the request line alone) before they are read further.
+    MAX_HEADER_BYTES: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 16 * 1024
+    MAX_HEADERS: Annotated[int, msgspec.Meta(ge=8, le=1000)] = 100
+    # Seconds a request body may take to arrive after its head (408 and close beyond).
+    BODY_TIMEOUT_S: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    # Host values served (comma-separated; any port). Empty: localhost, 127.0.0.1, ::1 and
+    # HOST. Any other Host is 400, for HTTP and WebSocket handshakes alike.
+    ALLOWED_HOSTS: str = ""
     # Limits (API.md "Limits")
     MAX_BODY_BYTES: PositiveInt = 1024 * 1024
     WRITE_RATE_PER_MIN: PositiveInt = 600
@@ -108,6 +119,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def trusted_proxies(self) -> tuple[IPv4Network | IPv6Network, ...]:
         return tuple(ip_network(p.strip()) for p in self.TRUSTED_PROXIES.split(",") if p.strip())
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.DATA_DIR)
+
+    @property
+    def pgdata_dir(self) -> Path:
+        """The embedded PostgreSQL's data folder (its lock file sits beside it)."""
+        return self.data_dir / "pg"
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """Host names served (lower case, no port, IPv6 without brackets)."""
+        given = [h.strip() for h in self.ALLOWED_HOSTS.split(",") if h.strip()]
+        hosts = given or ["localhost", "127.0.0.1", "::1", self.HOST]
+        return frozenset(h.lower().removeprefix("[").removesuffix("]") for h in hosts)
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:

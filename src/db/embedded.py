@@ -62,7 +62,7 @@ class EmbeddedPostgres:
             f"the PostgreSQL data folder {self.data_dir} is in use by another run (pid "
             "{owner}), which would lose its database if this one stopped it. Stop that "
             "run first (Ctrl-C in its terminal, or kill {owner}), or give this one a folder "
-            "of its own: PGDATA_DIR=/another/folder make run."
+            "of its own: DATA_DIR=/another/folder make run."
         )
 
     def start(self) -> str:
