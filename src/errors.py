@@ -2,13 +2,18 @@
 
     Exception
     ├── AppError                 domain errors, raised by queries and routes
-    │   ├── NotFound             404  a product or brand that does not exist
+    │   ├── BadRequest           400  a request the edge will not route (its Host)
+    │   ├── NotFound             404  a product or brand that does not exist, or no route
+    │   ├── MethodNotAllowed     405  a method the route does not serve (`Allow` lists them)
+    │   ├── UpgradeRequired      426  plain HTTP to a WebSocket endpoint
     │   ├── UnknownBrand         409  a write names a brand_id that does not exist
     │   ├── Unauthorized         401  a catalog write without a valid token (`src.auth`)
     │   ├── TooManyRequests      429  writes over WRITE_RATE_PER_MIN (`src.limits`)
     │   ├── BodyTooLarge         413  a body over MAX_BODY_BYTES (`src.edge.RequestGate`)
     │   ├── UnsupportedMediaType 415  a body not declared as JSON (`src.edge.RequestGate`)
     │   ├── InvalidRequest       422  bad input (lihil's InvalidRequestErrors, translated)
+    │   ├── ClientGone           499  the client left mid-request (starlette's
+    │                                 ClientDisconnect, translated): counted, never logged
     │   ├── DatabaseUnavailable  503  raised at the database boundary (`src.db.pool`) from
     │                                 connection errors only
     │   └── BrokerUnavailable    503  the broker (Redis) cannot be reached: GET /ready; a
@@ -19,22 +24,40 @@
 Every HTTP error leaves as RFC 9457 `application/problem+json`: `type`, `title`,
 `status`, `detail`, `instance`, plus `errors` (location, field, message per bad field)
 for validation failures. `to_problem` is the one mapping; `src.edge` puts problems on the
-wire for errors no endpoint saw. WebSocket close codes live in `src.realtime.protocol`.
+wire for errors no endpoint saw. WebSocket close codes are `Close`, below.
 Each AppError's docstring describes it in the OpenAPI document.
 """
 
 import logging
 import re
+from enum import IntEnum
 from typing import Annotated
 
 import msgspec
 from lihil import HTTPException, Request, Response
 from lihil.problems import InvalidRequestErrors, problem_solver
+from starlette.requests import ClientDisconnect
 
 from src.logs import request_id
 
 log = logging.getLogger("catalog.errors")
 PROBLEM_JSON = "application/problem+json"
+
+
+class Close(IntEnum):
+    """WebSocket close codes (API.md "WebSockets")."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server shutting down
+    ABNORMAL = 1006  # recorded, never sent: the connection dropped without a close frame
+    UNSUPPORTED = 1003  # a binary frame where only text is accepted
+    POLICY = 1008  # too slow to read: send queue overflowed
+    TOO_BIG = 1009  # larger than WS_MAX_MESSAGE_BYTES
+    TRY_AGAIN_LATER = 1013  # a resource this endpoint needs is unavailable for now
+    BAD_PARAMETER = 4400
+    FORBIDDEN = 4403
+    GONE = 4410  # /ws/catalog: `after` is older than the retained window
+    FULL = 4429
 
 
 class FieldError(msgspec.Struct, frozen=True):
@@ -70,6 +93,44 @@ class AppError(Exception):
 
     def field_errors(self) -> list[FieldError]:
         return []
+
+
+class BadRequest(AppError):
+    """`bad-request`: the request is malformed, or names a host this server does not serve."""
+
+    status = 400
+    type = "bad-request"
+    title = "Bad request"
+
+
+class MethodNotAllowed(AppError):
+    """`method-not-allowed`: the route does not serve this method (`Allow` lists those it
+    does)."""
+
+    status = 405
+    type = "method-not-allowed"
+    title = "Method not allowed"
+
+    def __init__(self, method: str, path: str, allow: str) -> None:
+        super().__init__(f"{method} is not allowed on {path}; allowed: {allow}")
+        self.headers = {"Allow": allow}
+
+
+class UpgradeRequired(AppError):
+    """`upgrade-required`: a WebSocket endpoint asked with plain HTTP."""
+
+    status = 426
+    type = "upgrade-required"
+    title = "Upgrade required"
+    headers = {"Upgrade": "websocket"}  # noqa: RUF012  (never mutated)
+
+
+class ClientGone(AppError):
+    """The client closed the connection before the request was read (never reaches it)."""
+
+    status = 499
+    type = "client-closed-request"
+    title = "Client closed request"
 
 
 class NotFound(AppError):
@@ -207,6 +268,8 @@ def to_problem(exc: BaseException, instance: str) -> tuple[Problem, dict[str, st
     """Map any exception to the problem we answer with (and extra headers)."""
     if isinstance(exc, InvalidRequestErrors):
         exc = InvalidRequest(_validation_errors(exc))
+    elif isinstance(exc, ClientDisconnect):  # mid-body: nobody to answer, nothing to log
+        exc = ClientGone("the client closed the connection before its body arrived")
     if isinstance(exc, AppError):
         problem = Problem(
             type=exc.type,
@@ -241,16 +304,25 @@ def to_problem(exc: BaseException, instance: str) -> tuple[Problem, dict[str, st
 _encode = msgspec.json.Encoder().encode
 
 
+def encode_problem(problem: Problem) -> bytes:
+    return _encode(problem)
+
+
 def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response:
     return Response(
         _encode(problem), status_code=problem.status, media_type=PROBLEM_JSON, headers=headers
     )
 
 
-# LIHIL TRAP (problem details say `type_` on the wire): lihil's default handler encodes its
-# ProblemDetail with a `type_` member. This solver replaces it for HTTPException (and, via
-# `Exception`, for everything an endpoint raises), so every error is RFC 9457 on the wire.
-@problem_solver  # type: ignore[untyped-decorator]
 def _solve(req: Request, exc: HTTPException | Exception) -> Response:  # type: ignore[type-arg]
     problem, headers = to_problem(exc, req.url.path)
     return problem_response(problem, headers)
+
+
+def install_problem_solver() -> None:
+    """LIHIL TRAP (problem details say `type_` on the wire): lihil's default handler encodes
+    its ProblemDetail with a `type_` member. This solver replaces it for HTTPException (and,
+    via `Exception`, for everything an endpoint raises), so every error is RFC 9457 on the
+    wire. lihil keeps solvers in a module-wide registry, by exception type: installing it
+    again replaces it. The app factory calls it."""
+    problem_solver(_solve)

@@ -6,6 +6,10 @@ everything else (tests, scripts) imports the factory from `src.app`, which has n
 effects.
 """
 
+from src.compat import quiet_import_warnings
+
+quiet_import_warnings()  # before lihil is imported
+
 from src.app import create_app, tune_gc
 from src.config import load_settings
 from src.logs import show_logs

@@ -1,37 +1,37 @@
 """GET /metrics: Prometheus text from the official client (API.md "Metrics and logs").
 
-HTTP requests are counted by an outer middleware, labelled by route *template* (never the
-raw path: the label set stays bounded; unmatched paths share one label). Everything else
-is read when scraped, from the objects that already know it (the registry's peers, the
-pool, the broker, the feed), so the WebSocket fan-out pays nothing per frame but an
-integer increment. Each process has its own numbers (with several workers, scrape each).
+The core every component registers with: HTTP requests are counted and timed by the edge
+(`observe`), labelled by route *template* (never the raw path: the label set stays
+bounded; unmatched paths share one label); the process's memory, descriptors, CPU and
+garbage collector come from the client's standard collectors; everything else is read when
+scraped, from collectors the components bring (sockets, frames and closes, the pool, the
+broker, the feed), so the WebSocket fan-out pays nothing per frame but an integer
+increment. Each process has its own numbers (with several workers, scrape each).
 """
 
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client import Counter as PromCounter
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from src.asgi import ASGIApp, Scope
-from src.catalog.feed import CatalogFeed
-from src.db.pool import Database
-from src.realtime.broker import Broker
-from src.realtime.fanout import Registry
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-UNMATCHED = "unmatched"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class Metrics:
-    """One app's metrics. `database` is set by the lifespan once the pool is open."""
+    """One app's metrics: its own registry (several apps in one test process never share
+    numbers), the HTTP counters, the standard process collectors, and the components'."""
 
-    def __init__(self, registry: Registry, broker: Broker, feed: CatalogFeed) -> None:
+    def __init__(self, collectors: Iterable[Collector] = ()) -> None:
         self.prometheus = CollectorRegistry()
         self.requests = PromCounter(
             "catalog_http_requests_total",
@@ -46,9 +46,14 @@ class Metrics:
             buckets=BUCKETS,
             registry=self.prometheus,
         )
-        self.database: Database | None = None
+        # process_resident_memory_bytes, process_open_fds, process_cpu_seconds_total, ...,
+        # python_info and python_gc_*: the client's standard collectors, in this registry.
+        ProcessCollector(registry=self.prometheus)
+        PlatformCollector(registry=self.prometheus)
+        GCCollector(registry=self.prometheus)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self.prometheus.register(_Snapshot(self, registry, broker, feed))
+        for collector in collectors:
+            self.prometheus.register(collector)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -63,91 +68,3 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.prometheus)
-
-
-class _Snapshot(Collector):
-    """What is read at scrape time."""
-
-    def __init__(self, metrics: Metrics, registry: Registry, broker: Broker, feed: CatalogFeed):
-        self.metrics, self.registry, self.broker, self.feed = metrics, registry, broker, feed
-
-    def collect(self) -> Iterator[Metric]:
-        peers = self.registry.peers()
-        open_by = Counter(p.endpoint for p in peers)
-        sent_by = Counter(self.registry.sent_by_gone)
-        for peer in peers:
-            sent_by[peer.endpoint] += peer.sent
-        connections = GaugeMetricFamily(
-            "catalog_ws_connections", "Open WebSocket connections.", labels=["endpoint"]
-        )
-        for endpoint, count in sorted(open_by.items()):
-            connections.add_metric([endpoint], count)
-        yield connections
-        sent = CounterMetricFamily(
-            "catalog_ws_frames_sent", "Frames sent to WebSocket clients.", labels=["endpoint"]
-        )
-        for endpoint, count in sorted(sent_by.items()):
-            sent.add_metric([endpoint], count)
-        yield sent
-        closes = CounterMetricFamily(
-            "catalog_ws_closes",
-            "WebSocket connections ended, by close code (1006: dropped without a close).",
-            labels=["endpoint", "code"],
-        )
-        for (endpoint, code), count in sorted(self.registry.closes.items()):
-            closes.add_metric([endpoint, str(code)], count)
-        yield closes
-        yield from self._pool()
-        up = bool(getattr(self.broker, "available", True))
-        yield GaugeMetricFamily("catalog_broker_up", "1 while the broker answers.", value=up)
-        yield GaugeMetricFamily(
-            "catalog_feed_lag_seconds",
-            "Seconds since the catalog feed last read the outbox (at most the poll interval "
-            "while its database connection is up).",
-            value=max(0.0, time.time() - self.feed.delivered_at),
-        )
-        yield GaugeMetricFamily(
-            "catalog_feed_position",
-            "The newest change id the feed has delivered.",
-            value=self.feed.position,
-        )
-
-    def _pool(self) -> Iterator[Metric]:
-        pool = GaugeMetricFamily(
-            "catalog_db_pool_connections",
-            "Pooled PostgreSQL connections: in use, idle, the maximum, and requests waiting.",
-            labels=["state"],
-        )
-        db = self.metrics.database
-        if db is not None:
-            size, idle = db.pool.get_size(), db.pool.get_idle_size()
-            pool.add_metric(["in_use"], size - idle)
-            pool.add_metric(["idle"], idle)
-            pool.add_metric(["max"], db.pool.get_max_size())
-            pool.add_metric(["waiting"], db.waiting)
-        yield pool
-
-
-class HttpMetrics:
-    """Outermost but for the request id: times every HTTP request and counts its status."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics, template: Callable[[Scope], str | None]):
-        self.app, self.metrics, self.template = app, metrics, template
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started, status = time.perf_counter(), 500
-
-        async def _send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, _send)
-        finally:
-            route = self.template(scope) or UNMATCHED
-            self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)

@@ -19,6 +19,8 @@ from src.config import PROJECT_ROOT, Settings, load_settings
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 TOKEN = mint(TEST_JWT_SECRET, audience="catalog", subject="tests", ttl_s=24 * 3600)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# The hosts test apps serve: the defaults, and starlette's TestClient's "testserver".
+TEST_HOSTS = "localhost,127.0.0.1,::1,testserver"
 
 
 class Process:
@@ -102,7 +104,8 @@ def with_database(dsn: str, name: str) -> str:
 
 def make_settings(**overrides: object) -> Settings:
     """Settings for tests: never the developer's environment or .env file."""
-    return load_settings(environ={}, env_file=None, **{"JWT_SECRET": TEST_JWT_SECRET, **overrides})
+    given = {"JWT_SECRET": TEST_JWT_SECRET, "ALLOWED_HOSTS": TEST_HOSTS, **overrides}
+    return load_settings(environ={}, env_file=None, **given)
 
 
 class LiveServer:

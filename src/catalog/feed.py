@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import asyncpg
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from src.catalog import queries
 from src.config import Settings
@@ -178,3 +180,23 @@ class CatalogFeed:
                 if removed:
                     log.info("catalog feed: pruned %d changes older than %gs", removed, retention)
             await asyncio.sleep(every)
+
+
+class FeedCollector(Collector):
+    """The feed's position and lag, read at scrape time."""
+
+    def __init__(self, feed: CatalogFeed) -> None:
+        self.feed = feed
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "catalog_feed_lag_seconds",
+            "Seconds since the catalog feed last read the outbox (at most the poll interval "
+            "while its database connection is up).",
+            value=max(0.0, time.time() - self.feed.delivered_at),
+        )
+        yield GaugeMetricFamily(
+            "catalog_feed_position",
+            "The newest change id the feed has delivered.",
+            value=self.feed.position,
+        )

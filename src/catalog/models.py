@@ -52,20 +52,6 @@ class ProductPage(msgspec.Struct, frozen=True):
     next_after: int | None
 
 
-class ServerTime(msgspec.Struct, frozen=True):
-    """The server's local date and time of day."""
-
-    month: Annotated[int, msgspec.Meta(ge=1, le=12)]
-    day: Annotated[int, msgspec.Meta(ge=1, le=31)]
-    time: Annotated[str, msgspec.Meta(description="HH:MM:SS.ffffff", examples=["13:05:09.123456"])]
-
-
-class Health(msgspec.Struct, frozen=True):
-    """`ok` from /health, `ready` from /ready."""
-
-    status: Annotated[str, msgspec.Meta(examples=["ok"])]
-
-
 def decode_json(body: bytes) -> object:
     """Any JSON body, or a 422 saying what is wrong with its bytes. msgspec raises more than
     DecodeError for some bytes (UnicodeDecodeError for a string that is not UTF-8,

@@ -4,7 +4,6 @@ Each handler declares its OpenAPI operation (id, summary, the problems it answer
 it; its tag is given where the routes are built.
 """
 
-from datetime import datetime
 from typing import Annotated, TypeVar, cast
 
 import msgspec
@@ -15,17 +14,15 @@ from src.catalog import queries
 from src.catalog.models import (
     MAX_ID,
     Brand,
-    Health,
     Product,
     ProductIn,
     ProductPage,
-    ServerTime,
     decode_product_in,
 )
-from src.db.pool import Conn, Database, ping
+from src.db.pool import Conn, Database
+from src.edge.routes import operation
 from src.errors import (
     BodyTooLarge,
-    BrokerUnavailable,
     DatabaseUnavailable,
     InvalidRequest,
     NotFound,
@@ -34,9 +31,6 @@ from src.errors import (
     UnknownBrand,
     UnsupportedMediaType,
 )
-from src.metrics import CONTENT_TYPE, Metrics
-from src.openapi import operation
-from src.realtime.broker import Broker
 
 _encode = msgspec.json.Encoder().encode
 T = TypeVar("T")
@@ -55,18 +49,12 @@ def json_body(text: str, shape: type[T]) -> T:
     return cast(T, Response(text, media_type="application/json"))
 
 
-# The problems of every data endpoint (bad input, database down), of writes (src.edge's
-# RequestGate: token, rate), and of writes with a body (JSON, size).
+# The problems of every data endpoint (bad input, database down), of writes (the edge asks
+# an operation that lists Unauthorized for a token, and limits its rate), and of writes with
+# a body (JSON, size).
 DATA = (InvalidRequest, DatabaseUnavailable)
 GATED = (Unauthorized, TooManyRequests, *DATA)
 WRITE = (UnknownBrand, BodyTooLarge, UnsupportedMediaType, *GATED)
-
-
-@operation("getTime", "Server time")
-async def get_time() -> ServerTime:
-    """The server's local month, day and time of day (the tutorial's first endpoint)."""
-    now = datetime.now()
-    return ServerTime(month=now.month, day=now.day, time=now.strftime("%H:%M:%S.%f"))
 
 
 @operation("listBrands", "List brands", DatabaseUnavailable)
@@ -116,7 +104,7 @@ async def list_products(
     return await queries.list_products(db, brand_id=brand_id or None, after=after, limit=limit)
 
 
-@operation("createProduct", "Create a product", *WRITE)
+@operation("createProduct", "Create a product", *WRITE, location="/products/{product_id}")
 async def create_product(product: Body, conn: Conn) -> Annotated[Product, status.CREATED]:
     """Create a product; answers 201 with its Location."""
     created = await queries.insert_product(conn, product=product)
@@ -128,7 +116,12 @@ async def create_product(product: Body, conn: Conn) -> Annotated[Product, status
     )
 
 
-@operation("createProductTutorial", "Create a product (tutorial path)", *WRITE)
+@operation(
+    "createProductTutorial",
+    "Create a product (tutorial path)",
+    *WRITE,
+    location="/products/{product_id}",
+)
 async def create_product_tutorial(product: Body, conn: Conn) -> Annotated[Product, status.CREATED]:
     """Create a product; answers 201 with its Location."""
     return await create_product(product, conn)
@@ -151,41 +144,11 @@ async def delete_product(product_id: ProductId, conn: Conn) -> Annotated[Empty, 
     return Response(status_code=204)  # type: ignore[return-value]  # no content-type either
 
 
-@operation("getHealth", "Liveness")
-async def health() -> Health:
-    """Liveness: 200 while the process runs."""
-    return Health(status="ok")
-
-
-@operation("getMetrics", "Prometheus metrics", content_type="text/plain")
-async def metrics_text(metrics: Metrics) -> str:
-    """Prometheus text: requests, latency, sockets, frames, closes, pool, broker, feed."""
-    return Response(metrics.render(), media_type=CONTENT_TYPE)  # type: ignore[return-value]
-
-
-@operation("getReady", "Readiness", DatabaseUnavailable, BrokerUnavailable)
-async def ready(db: Database, broker: Broker) -> Health:
-    """Readiness: 200 when the database and the broker answer, 503 when one does not."""
-    await ping(db)  # DatabaseUnavailable (503) when it does not; the log has the details
-    if not broker.available:  # the broker logged the outage when it began
-        raise BrokerUnavailable(
-            "the broker (Redis) is unreachable: WebSockets serve each process's own clients"
-        )
-    return Health(status="ready")
-
-
 def build_routes() -> list[Route]:
     """Fresh Route objects for one app (LIHIL TRAP: routes bind to the first app set up)."""
-    time, brands, products, product_alias = (
-        Route("/time"),
-        Route("/brands"),
-        Route("/products"),
-        Route("/product"),
-    )
+    brands, products, product_alias = Route("/brands"), Route("/products"), Route("/product")
     brand, product = brands.sub("/{brand_id}"), products.sub("/{product_id}")
-    health_route, ready_route, metrics_route = Route("/health"), Route("/ready"), Route("/metrics")
-    service, brand_tag, product_tag = ["service"], ["brands"], ["products"]
-    time.get(get_time, tags=service)
+    brand_tag, product_tag = ["brands"], ["products"]
     brands.get(list_brands, tags=brand_tag)
     brand.get(get_brand, tags=brand_tag)
     products.get(list_products, tags=product_tag)
@@ -194,17 +157,4 @@ def build_routes() -> list[Route]:
     product.get(get_product, tags=product_tag)
     product.put(replace_product, tags=product_tag)
     product.delete(delete_product, tags=product_tag)
-    health_route.get(health, tags=service)
-    ready_route.get(ready, tags=service)
-    metrics_route.get(metrics_text, tags=service)
-    return [
-        time,
-        brands,
-        brand,
-        products,
-        product,
-        product_alias,
-        health_route,
-        ready_route,
-        metrics_route,
-    ]
+    return [brands, brand, products, product, product_alias]

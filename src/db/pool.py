@@ -11,13 +11,15 @@ import functools
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from lihil import Ignore, use
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from src.config import Settings
 from src.errors import DatabaseUnavailable
@@ -104,7 +106,11 @@ class _PoolLogFilter(logging.Filter):
         return True
 
 
-logging.getLogger("asyncpg.pool").addFilter(_PoolLogFilter())
+def quiet_pool_reconnects() -> None:
+    """Installs the filter above on asyncpg's pool logger (idempotent; `open_pool` calls it)."""
+    logger = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, _PoolLogFilter) for f in logger.filters):
+        logger.addFilter(_PoolLogFilter())
 
 
 def database_call(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -140,6 +146,7 @@ class DatabaseStartupError(RuntimeError):
 
 async def open_pool(settings: Settings) -> asyncpg.Pool:
     """Create the pool and prove it works (`SELECT 1`), so a bad DSN fails at start-up."""
+    quiet_pool_reconnects()
     if not settings.DATABASE_URL:
         raise DatabaseStartupError(
             "DATABASE_URL is not set: run `make run` (it starts an embedded PostgreSQL) "
@@ -196,32 +203,43 @@ class Database:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self._turns = asyncio.Semaphore(pool.get_max_size())
+        self.waiting = 0  # requests waiting for a connection (asyncio keeps no public count)
 
-    @property
-    def waiting(self) -> int:
-        """Requests waiting for a connection (for metrics; asyncio keeps no public count)."""
-        return len(getattr(self._turns, "_waiters", None) or ())
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        if self._turns.locked():
+            self.waiting += 1
+            try:
+                await self._turns.acquire()
+            finally:
+                self.waiting -= 1
+        else:
+            await self._turns.acquire()
+        try:
+            yield
+        finally:
+            self._turns.release()
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        async with self._turns:
+        async with self._turn():
             return await self.pool.fetch(query, *args)
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        async with self._turns:
+        async with self._turn():
             return await self.pool.fetchrow(query, *args)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        async with self._turns:
+        async with self._turn():
             return await self.pool.fetchval(query, *args)
 
     async def execute(self, query: str, *args: Any) -> str:
-        async with self._turns:
+        async with self._turn():
             return await self.pool.execute(query, *args)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         """One connection, held for the block (a request's writes)."""
-        async with self._turns:
+        async with self._turn():
             conn = await _acquire(self.pool)
             try:
                 yield conn  # type: ignore[misc]  # a PoolConnectionProxy stands in for a Connection
@@ -240,6 +258,28 @@ class Database:
                 outage.failed(exc)
             else:
                 log.warning("a connection failed as it went back to the pool: %r", exc)
+
+
+class PoolCollector(Collector):
+    """catalog_db_pool_connections, read at scrape time (empty before the pool opens)."""
+
+    def __init__(self, database: Callable[[], Database | None]) -> None:
+        self.database = database
+
+    def collect(self) -> Iterator[Metric]:
+        pool = GaugeMetricFamily(
+            "catalog_db_pool_connections",
+            "Pooled PostgreSQL connections: in use, idle, the maximum, and requests waiting.",
+            labels=["state"],
+        )
+        db = self.database()
+        if db is not None:
+            size, idle = db.pool.get_size(), db.pool.get_idle_size()
+            pool.add_metric(["in_use"], size - idle)
+            pool.add_metric(["idle"], idle)
+            pool.add_metric(["max"], db.pool.get_max_size())
+            pool.add_metric(["waiting"], db.waiting)
+        yield pool
 
 
 @database_call

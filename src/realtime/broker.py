@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from src.config import Settings
 from src.errors import BrokerUnavailable
 from src.realtime.presence import Admission, Departure, Presence
 from src.realtime.protocol import PresenceEvent, encode
@@ -148,3 +149,13 @@ class MemoryBroker(Broker):
 
     def _announce(self, group: str, users: int, capacity: int | None) -> None:
         self._topics.deliver(presence_topic(group), presence_frame(users, capacity))
+
+
+def build_broker(settings: Settings, node_id: str) -> Broker:
+    """One process (memory), or every process sharing the Redis at REDIS_URL."""
+    from src.realtime.redis_broker import RedisBroker  # (it imports this module)
+
+    if settings.BROKER == "memory":
+        return MemoryBroker()
+    assert settings.REDIS_URL, "Settings refuse BROKER=redis without REDIS_URL"
+    return RedisBroker(settings.REDIS_URL, ttl_s=settings.PRESENCE_TTL_S, node_id=node_id)

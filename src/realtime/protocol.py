@@ -1,23 +1,11 @@
 """The WebSocket protocol of API.md: close codes, message shapes, parameter rules. No I/O."""
 
 import re
-from enum import IntEnum
 
 import msgspec
 
-
-class Close(IntEnum):
-    NORMAL = 1000
-    GOING_AWAY = 1001  # server shutting down
-    ABNORMAL = 1006  # recorded, never sent: the connection dropped without a close frame
-    UNSUPPORTED = 1003  # a binary frame where only text is accepted
-    POLICY = 1008  # too slow to read: send queue overflowed
-    TOO_BIG = 1009  # larger than WS_MAX_MESSAGE_BYTES
-    TRY_AGAIN_LATER = 1013  # a resource this endpoint needs is unavailable for now
-    BAD_PARAMETER = 4400
-    FORBIDDEN = 4403
-    GONE = 4410  # /ws/catalog: `after` is older than the retained window
-    FULL = 4429
+from src.edge.checks import canonical_int
+from src.errors import Close as Close  # the close codes live beside the HTTP errors
 
 
 class Welcome(msgspec.Struct, tag="welcome", tag_field="type"):
@@ -64,13 +52,10 @@ def parse_session_id(raw: str) -> str:
 
 
 def _integer(raw: str, low: int, high: int) -> int | None:
-    """`raw` as a decimal integer within [low, high], or None. The length is checked before
-    int(), which refuses strings over 4,300 digits with a ValueError of its own."""
-    digits = raw.lstrip("0") or "0"
-    if not raw.isascii() or not raw.isdigit() or len(digits) > len(str(high)):
-        return None
-    value = int(digits)
-    return value if low <= value <= high else None
+    """`raw` as an integer in canonical decimal within [low, high], or None (the one
+    reading of integers the HTTP edge applies too)."""
+    value = canonical_int(raw)
+    return value if value is not None and low <= value <= high else None
 
 
 def parse_max_users(raw: str | None, *, default: int, cap: int) -> int:

@@ -1,6 +1,6 @@
 """The accepted socket as an injected resource, and member ids.
 
-The edge (`src.edge.WebSocketGate`) has already refused what must not reach a handler;
+The edge (`src.edge`) has already refused what must not reach a handler;
 a handler that asks for `PeerDep` gets the socket accepted and tracked by the Registry,
 and closed (1000 unless closed already) once the handler returns.
 """
@@ -14,7 +14,7 @@ from typing import Annotated
 from lihil import Ignore, use
 from lihil.vendors import WebSocket
 
-from src.edge import repeated_parameters
+from src.edge.checks import repeated_parameters
 from src.realtime.fanout import Peer, Registry
 from src.realtime.protocol import BadParameter
 
@@ -30,19 +30,15 @@ def new_member_id() -> str:
 def given_once(peer: Peer, name: str) -> None:
     """BadParameter (4400) when the query gives `name` more than once: lihil hands the
     handler the last value, which would silently win."""
-    if name in repeated_parameters(peer.ws.scope):
+    if name in repeated_parameters(peer.ws.scope.get("query_string", b"")):
         raise BadParameter(f"{name} given more than once; give it once")
 
 
-def endpoint_of(path: str) -> str:
-    """The endpoint's path template (a bounded set of metric labels): the gate lets only
-    the WebSocket routes' paths through, and only rooms have a parameter in theirs."""
-    return "/web_socket/{session_id}" if path.startswith("/web_socket/") else path
-
-
 async def open_peer(ws: Ignore[WebSocket], registry: Registry) -> Ignore[AsyncIterator[Peer]]:
-    """Accept, hand the handler a Peer (queue + writer task), close and clean up after."""
-    async with registry.connect(ws, endpoint_of(ws.scope["path"])) as peer:
+    """Accept, hand the handler a Peer (queue + writer task), close and clean up after. The
+    peer is labelled with its route's template (a bounded set of metric labels), which the
+    edge put in the scope when it matched the route."""
+    async with registry.connect(ws, ws.scope["route"].path) as peer:
         yield peer
 
 

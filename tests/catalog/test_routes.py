@@ -7,6 +7,8 @@ import httpx
 import pytest
 from lihil.vendors import TestClient
 
+from src.edge.checks import INTEGER_MESSAGE
+
 PROBLEM = "application/problem+json"
 
 
@@ -39,9 +41,7 @@ def test_brand_by_id_and_its_errors(client: TestClient) -> None:
     body = assert_problem(client.get("/brands/101"), 404, "not-found")
     assert body["detail"] == "brand 101 does not exist" and body["instance"] == "/brands/101"
     body = assert_problem(client.get("/brands/abc"), 422, "invalid-request")
-    assert body["errors"] == [
-        {"location": "path", "field": "brand_id", "message": "Expected `int`, got `str`"}
-    ]
+    assert body["errors"] == [{"location": "path", "field": "brand_id", "message": INTEGER_MESSAGE}]
     assert_problem(client.get("/brands/0"), 422, "invalid-request")
     assert_problem(client.get("/brands/99999999999"), 422, "invalid-request")
 

@@ -9,7 +9,7 @@ import pytest
 import websockets
 from lihil.vendors import TestClient
 
-from src.caching import etag_of, none_match
+from src.edge.etag import etag_of, none_match
 from tests.helpers import LiveServer
 
 CATALOG_GETS = ["/brands", "/brands/3", "/products/3", "/products?brand_id=3&limit=5"]

@@ -4,48 +4,23 @@ lihil builds paths, parameters (with their bounds), tags and body schemas from t
 signatures and our Structs. It does not let us set operation ids, and what it says about
 errors is wrong for this service (LIHIL TRAP: `type_` problem schemas, a bogus "200" next to
 201/204, a 422 `InvalidRequestErrors` on every route). Each handler declares what lihil
-cannot say with `@operation(...)`, beside it; `finish_openapi` rewrites exactly those parts
-from the declarations, so the document says what goes over the wire.
+cannot say with `@operation(...)` (`src.edge.routes`), beside it; `finish_openapi` rewrites
+exactly those parts from the declarations, so the document says what goes over the wire.
+The tags come from the components that own the operations.
 """
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
 from lihil import Lihil
 
-from src.errors import AppError, Problem, Unauthorized
+from src.compat.lihil import generated_openapi
+from src.edge.routes import Operation, declared_operation
+from src.errors import Problem
 
 REF = "#/components/schemas/{name}"
 PROBLEM_REF = {"$ref": REF.format(name="Problem")}
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass(frozen=True)
-class Operation:
-    """What lihil cannot say about an endpoint: its id, summary and the problems it answers."""
-
-    operation_id: str
-    summary: str
-    problems: tuple[type[AppError], ...]
-    content_type: str | None = None  # a success body that is text, not JSON
-
-
-def operation(
-    operation_id: str, summary: str, *problems: type[AppError], content_type: str | None = None
-) -> Callable[[F], F]:
-    """Declares a handler's operation, beside the handler:
-
-    @operation("getBrand", "Get a brand", NotFound, InvalidRequest, DatabaseUnavailable)
-    async def get_brand(...): ...
-    """
-
-    def declare(handler: F) -> F:
-        handler.__operation__ = Operation(operation_id, summary, problems, content_type)  # type: ignore[attr-defined]
-        return handler
-
-    return declare
 
 
 def declared_operations(routes: Iterable[Any]) -> dict[tuple[str, str], Operation]:
@@ -53,19 +28,13 @@ def declared_operations(routes: Iterable[Any]) -> dict[tuple[str, str], Operatio
     found = {}
     for route in routes:
         for method, endpoint in getattr(route, "endpoints", {}).items():
-            spec = getattr(endpoint.unwrapped_func, "__operation__", None)
+            spec = declared_operation(endpoint.unwrapped_func)
             if spec is not None:
                 found[(method.lower(), route.path)] = spec
     return found
 
 
 SUCCESS_DESCRIPTIONS = {"200": "OK.", "201": "Created.", "204": "Deleted; no body."}
-
-TAGS = [
-    {"name": "brands", "description": "The catalog's brands (read-only)."},
-    {"name": "products", "description": "Products: read, page through, create, replace, delete."},
-    {"name": "service", "description": "Server time, liveness and readiness."},
-]
 
 
 def problem_schemas() -> dict[str, Any]:
@@ -83,10 +52,10 @@ def _finish_operation(spec: Operation, op: dict[str, Any]) -> dict[str, Any]:
         response["description"] = SUCCESS_DESCRIPTIONS[code]
         if spec.content_type:
             response["content"] = {spec.content_type: {"schema": {"type": "string"}}}
-        if code == "201":
+        if code == "201" and spec.location:
             response["headers"] = {
                 "Location": {
-                    "description": "The new product's URL, /products/{product_id}.",
+                    "description": f"The new resource's URL, {spec.location}.",
                     "schema": {"type": "string"},
                 }
             }
@@ -110,7 +79,7 @@ def _finish_operation(spec: Operation, op: dict[str, Any]) -> dict[str, Any]:
         finished["parameters"] = [_finish_parameter(p) for p in params]
     if "requestBody" in op:
         finished["requestBody"] = op["requestBody"]
-    if Unauthorized in spec.problems:  # the operations src.edge.RequestGate asks a token of
+    if spec.needs_token:  # the operations the edge asks a token of
         finished["security"] = [{"bearerAuth": []}]
     finished["responses"] = {**success, **problems}
     return finished
@@ -129,14 +98,16 @@ def _finish_parameter(param: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish_openapi(
-    generated: dict[str, Any], operations: dict[tuple[str, str], Operation]
+    generated: dict[str, Any],
+    operations: dict[tuple[str, str], Operation],
+    tags: Sequence[dict[str, str]],
 ) -> dict[str, Any]:
     """lihil's document with our operation ids, summaries, problems and bounds."""
     paths: dict[str, Any] = {}
     for path, item in generated["paths"].items():
         undeclared = [method for method in item if (method, path) not in operations]
         if undeclared:
-            raise RuntimeError(f"declare {undeclared} {path} with @src.openapi.operation")
+            raise RuntimeError(f"declare {undeclared} {path} with @src.edge.routes.operation")
         finished = {
             method: _finish_operation(operations[(method, path)], op) for method, op in item.items()
         }
@@ -154,7 +125,7 @@ def finish_openapi(
             "description": "A real-time products catalog. Every error is RFC 9457 "
             "`application/problem+json`. WebSocket endpoints are described at /asyncapi.",
         },
-        "tags": TAGS,
+        "tags": sorted(tags, key=lambda t: t["name"]),
         "paths": paths,
         "components": {
             "schemas": {**schemas, **problem_schemas()},
@@ -171,7 +142,7 @@ def finish_openapi(
     }
 
 
-def openapi_document(app: Lihil) -> dict[str, Any]:
+def openapi_document(app: Lihil, tags: Sequence[dict[str, str]]) -> dict[str, Any]:
     """The finished document for an app (works offline: no server, no database)."""
-    generated: dict[str, Any] = msgspec.to_builtins(app.genereate_oas())
-    return finish_openapi(generated, declared_operations(app.routes))
+    generated: dict[str, Any] = msgspec.to_builtins(generated_openapi(app))
+    return finish_openapi(generated, declared_operations(app.routes), tags)

@@ -1,0 +1,40 @@
+"""The catalog feature's wiring: its routes, the feed (a DI provider, started once the
+database is open) and the feed's metrics."""
+
+from typing import Any
+
+from prometheus_client.registry import Collector
+
+from src.catalog.feed import CatalogFeed, FeedCollector
+from src.catalog.routes import build_routes
+from src.component import Component
+from src.config import Settings
+from src.db.pool import Database
+
+
+class Catalog(Component):
+    tags = (
+        {"name": "brands", "description": "The catalog's brands (read-only)."},
+        {
+            "name": "products",
+            "description": "Products: read, page through, create, replace, delete.",
+        },
+    )
+
+    def __init__(self, settings: Settings) -> None:
+        self.feed = CatalogFeed(settings)
+
+    def routes(self) -> list[Any]:
+        return build_routes()
+
+    def providers(self) -> list[tuple[object, type]]:
+        return [(self.feed, CatalogFeed)]
+
+    def collectors(self) -> list[Collector]:
+        return [FeedCollector(self.feed)]
+
+    async def start(self, db: Database) -> None:
+        await self.feed.start(db)
+
+    async def stop(self) -> None:
+        await self.feed.stop()

@@ -1,0 +1,437 @@
+"""The ASGI edge: one callable between the server and the routes, with one `send` wrapper.
+
+It matches each request's route once (`RouteTable`, compiled from what the routes declare)
+and then, in this order, answers what no endpoint should see:
+
+HTTP
+1. a `Host` missing, repeated or not in ALLOWED_HOSTS: 400;
+2. a path no route serves: 404 (426 when a WebSocket route serves it);
+3. a method the route does not serve: 405 with `Allow`; a CORS preflight (OPTIONS with
+   Origin and Access-Control-Request-Method) from an allowed origin: 204;
+4. the write gate, for endpoints that declare `Unauthorized`: WRITE_RATE_PER_MIN per
+   client address (429 with Retry-After, counted before the token is checked), then a valid
+   bearer token (401);
+5. the body: declared JSON (415), at most MAX_BODY_BYTES (413, from Content-Length, or as
+   soon as a chunked body grows past it);
+6. the query and path: each parameter given once, integers in canonical decimal (422).
+Then it calls the route. Its `send` wrapper gives every answer (refusals included) its
+request id, security headers and CORS headers (for an allowed Origin), tags a GET's 200
+with an ETag (304 for a current If-None-Match; HEAD gets the head only), and the request is
+counted and timed by route template. An exception that escapes before the response started
+becomes a problem (500, logged); a client gone mid-body is not an error.
+
+WebSocket handshakes: Host (400), route (404), Origin (accepted, then closed 4403),
+connections per address (1013). What an error means is decided in `src.errors`; this
+module only puts it on the wire.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import ClientDisconnect
+
+from src.asgi import ASGIApp, Scope
+from src.auth import verify
+from src.compat.uvicorn_log import denied_on_purpose
+from src.config import Settings
+from src.edge.checks import INTEGER_MESSAGE, Hosts, canonical_int, is_json, query_pairs, repeated
+from src.edge.etag import MAX_TAGGED_BYTES, etag_of, none_match
+from src.edge.routes import Endpoint, Resource, RouteTable
+from src.errors import (
+    AppError,
+    BadRequest,
+    BodyTooLarge,
+    Close,
+    FieldError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    Problem,
+    TooManyRequests,
+    UnsupportedMediaType,
+    UpgradeRequired,
+    encode_problem,
+    to_problem,
+)
+from src.limits import Buckets, Network, client_address
+from src.logs import SANE_ID, SECURITY_HEADERS, new_request_id, request_id
+
+WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+UNMATCHED = "unmatched"
+CLIENT_GONE = 499  # counted for a request whose client left before its answer (nginx's code)
+PROBLEM_HEADERS = [(b"content-type", b"application/problem+json")]
+# CORS: what a browser app on an allowed origin may send and read.
+ALLOW_HEADERS = b"Authorization, Content-Type, If-Match, If-None-Match, X-Request-ID"
+EXPOSE_HEADERS = b"ETag, Location, Retry-After, X-Request-ID, Catalog-Position"
+MAX_AGE = b"600"
+
+Observe = Callable[[str, str, int, float], None]
+
+
+def address_of(scope: Scope, trusted: tuple[Network, ...]) -> str:
+    """The client address of a request or handshake (X-Forwarded-For from trusted proxies)."""
+    peer = scope.get("client")
+    forwarded = [
+        v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"
+    ]
+    return client_address(peer[0] if peer else None, forwarded, trusted)
+
+
+class _Head:
+    """The request headers the edge reads, gathered in one pass."""
+
+    __slots__ = (
+        "authorization",
+        "content_length",
+        "content_type",
+        "host",
+        "hosts",
+        "if_none_match",
+        "origin",
+        "preflight",
+        "request_id",
+    )
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.hosts = 0
+        self.host = self.origin = self.content_type = self.content_length = None
+        self.if_none_match = self.authorization = self.request_id = self.preflight = None
+        for name, value in headers:
+            if name == b"host":
+                self.hosts += 1
+                self.host = value
+            elif name == b"origin":
+                self.origin = value
+            elif name == b"content-type":
+                self.content_type = value
+            elif name == b"content-length":
+                self.content_length = value
+            elif name == b"if-none-match":
+                self.if_none_match = value
+            elif name == b"authorization":
+                self.authorization = value
+            elif name == b"x-request-id":
+                self.request_id = value
+            elif name == b"access-control-request-method":
+                self.preflight = value
+
+
+class Edge:
+    """The app's only middleware (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, table: RouteTable, settings: Settings, observe: Observe):
+        self.app, self.table, self.observe = app, table, observe
+        self.hosts = Hosts(settings)
+        self.secret, self.audience = settings.JWT_SECRET, settings.JWT_AUDIENCE
+        self.trusted = settings.trusted_proxies
+        self.rate = settings.WRITE_RATE_PER_MIN
+        self.buckets = Buckets(rate=self.rate / 60, burst=self.rate)
+        self.max_body_bytes = settings.MAX_BODY_BYTES
+        self.max_per_address = settings.WS_MAX_CONNECTIONS_PER_ADDRESS  # 0: no limit
+        self.open_per_address: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    # -- HTTP --------------------------------------------------------------------------
+    async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        head = _Head(scope["headers"])
+        sent_id = head.request_id.decode("latin-1") if head.request_id else ""
+        rid = sent_id if sent_id and SANE_ID.fullmatch(sent_id) else new_request_id()
+        token = request_id.set(rid)
+        method = scope["method"]
+        extra = [(b"x-request-id", rid.encode()), *SECURITY_HEADERS]
+        if head.origin is not None and self.hosts.origin_allowed(head.origin):
+            extra += [
+                (b"access-control-allow-origin", head.origin),
+                (b"access-control-expose-headers", EXPOSE_HEADERS),
+                (b"vary", b"Origin"),
+            ]
+        tag = method in ("GET", "HEAD")
+        head_only = method == "HEAD"
+        status = 500
+        start: dict[str, Any] | None = None
+        body: list[bytes] = []
+
+        async def _send(message: dict[str, Any]) -> None:
+            nonlocal status, start
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                headers += extra
+                message["headers"] = headers
+                if tag and status == 200 and _length(headers) <= MAX_TAGGED_BYTES:
+                    start = message  # held until its body is complete, then tagged
+                    return
+            elif start is not None:
+                body.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    status = await _tagged(
+                        start, b"".join(body), head.if_none_match, head_only, send
+                    )
+                return
+            elif head_only and message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        template = UNMATCHED
+        try:
+            found = self.table.match(scope["path"], websocket=False)
+            if found is not None:
+                template = found[0].template
+            try:
+                endpoint = self._admit(scope, head, found)
+            except AppError as exc:
+                await _problem(scope, exc, _send)
+                return
+            if isinstance(endpoint, str):  # a CORS preflight from an allowed origin
+                await _send(
+                    {
+                        "type": "http.response.start",
+                        "status": 204,
+                        "headers": [
+                            (b"access-control-allow-methods", endpoint.encode()),
+                            (b"access-control-allow-headers", ALLOW_HEADERS),
+                            (b"access-control-max-age", MAX_AGE),
+                        ],
+                    }
+                )
+                await _send({"type": "http.response.body", "body": b""})
+                return
+            assert found is not None
+            resource, params = found
+            scope["path_params"] = params
+            scope["route"] = resource.route
+            if head_only:
+                scope["method"] = "GET"
+            if method in WITH_BODY:
+                receive = self._limited(receive)
+            try:
+                await resource.route(scope, receive, _send)
+            except ClientDisconnect:
+                status = CLIENT_GONE
+            except Exception as exc:
+                if start is not None or status != 500:
+                    raise  # the response has begun: uvicorn logs it and drops the connection
+                await _problem(scope, exc, _send)
+        finally:
+            self.observe(method, template, status, time.perf_counter() - started)
+            request_id.reset(token)
+
+    def _admit(
+        self, scope: Scope, head: _Head, found: tuple[Resource, dict[str, str]] | None
+    ) -> Endpoint | str:
+        """The endpoint to call, the route's methods for a CORS preflight to answer with
+        204, or the AppError to answer with, in the order of the module docstring."""
+        if head.hosts != 1:
+            raise BadRequest(
+                "a request needs exactly one Host header"
+                if head.hosts == 0
+                else "a request must not repeat its Host header"
+            )
+        assert head.host is not None
+        if not self.hosts.host_allowed(head.host.decode("latin-1")):
+            raise BadRequest(
+                f"this server does not serve the host {head.host.decode('latin-1')[:100]!r} "
+                "(ALLOWED_HOSTS)"
+            )
+        path = scope["path"]
+        if found is None:
+            if self.table.match(path, websocket=True) is not None:
+                raise UpgradeRequired(
+                    f"{path} is a WebSocket endpoint: connect with a WebSocket client"
+                )
+            raise NotFound(f"no route matches {path}")
+        resource = found[0]
+        method = scope["method"]
+        endpoint = resource.endpoint(method)
+        if endpoint is None:
+            if method == "OPTIONS" and head.preflight is not None and head.origin is not None:
+                if self.hosts.origin_allowed(head.origin):
+                    return resource.allow
+            raise MethodNotAllowed(method, path, resource.allow)
+        if endpoint.needs_token:
+            self._admit_write(scope, head)
+        if method in WITH_BODY:
+            self._check_body(head)
+        self._check_parameters(scope, endpoint, found[1])
+        return endpoint
+
+    def _admit_write(self, scope: Scope, head: _Head) -> None:
+        wait = self.buckets.take(address_of(scope, self.trusted), time.monotonic())
+        if wait:
+            raise TooManyRequests(
+                f"more than {self.rate} catalog writes a minute from this address "
+                "(WRITE_RATE_PER_MIN)",
+                retry_after=wait,
+            )
+        authorization = head.authorization.decode("latin-1") if head.authorization else None
+        verify(authorization, self.secret, audience=self.audience)
+
+    def _check_body(self, head: _Head) -> None:
+        length = head.content_length
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            raise BodyTooLarge(self.max_body_bytes)
+        if length != b"0" and not is_json(head.content_type):
+            shown = (head.content_type or b"none").decode("latin-1")[:80]
+            raise UnsupportedMediaType(f"send the body as application/json (Content-Type: {shown})")
+
+    def _check_parameters(self, scope: Scope, endpoint: Endpoint, path: dict[str, str]) -> None:
+        pairs = query_pairs(scope.get("query_string", b""))
+        if twice := repeated(pairs):
+            raise InvalidRequest(
+                [FieldError("query", name, "given more than once; give it once") for name in twice]
+            )
+        if not endpoint.integers:
+            return
+        query = dict(pairs)
+        errors = []
+        for location, name in endpoint.integers:
+            text = path.get(name) if location == "path" else query.get(name)
+            if text is not None and canonical_int(text) is None:
+                errors.append(FieldError(location, name, INTEGER_MESSAGE))
+        if errors:
+            raise InvalidRequest(errors)
+
+    def _limited(self, receive: Any) -> Any:
+        received = 0
+        limit = self.max_body_bytes
+
+        async def limited() -> Any:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+            return message
+
+        return limited
+
+    # -- WebSocket handshakes -------------------------------------------------------------
+    async def _websocket(self, scope: Scope, receive: Any, send: Any) -> None:
+        await receive()  # websocket.connect
+        head = _Head(scope["headers"])
+        path = scope["path"]
+        found = self.table.match(path, websocket=True)
+        if head.hosts != 1 or not self.hosts.host_allowed((head.host or b"").decode("latin-1")):
+            await _refuse(scope, BadRequest("this server does not serve that Host"), send)
+            return
+        if found is None:
+            await _refuse(scope, NotFound(f"no WebSocket at {path}"), send)
+            return
+        if head.origin is not None and not self.hosts.origin_allowed(head.origin):
+            reason = f"origin {head.origin.decode('latin-1')[:80]} is not allowed"
+            await _accept_and_close(send, Close.FORBIDDEN, reason)
+            return
+        resource, params = found
+        scope["path_params"] = params
+        scope["route"] = resource.route
+        if not self.max_per_address:
+            await resource.route(scope, _replay_connect(receive), send)
+            return
+        address = address_of(scope, self.trusted)
+        if self.open_per_address.get(address, 0) >= self.max_per_address:
+            reason = (
+                f"too many connections from this address ({self.max_per_address}, "
+                "WS_MAX_CONNECTIONS_PER_ADDRESS); try again later"
+            )
+            await _accept_and_close(send, Close.TRY_AGAIN_LATER, reason)
+            return
+        self.open_per_address[address] = self.open_per_address.get(address, 0) + 1
+        try:
+            await resource.route(scope, _replay_connect(receive), send)
+        finally:
+            left = self.open_per_address.pop(address) - 1
+            if left:
+                self.open_per_address[address] = left
+
+
+async def _problem(scope: Scope, exc: BaseException, send: Any) -> None:
+    """Answer with the problem `exc` maps to (through the edge's own `send` wrapper)."""
+    problem, headers = to_problem(exc, scope["path"])
+    await _send_problem(problem, headers, send)
+
+
+async def _send_problem(problem: Problem, headers: dict[str, str] | None, send: Any) -> None:
+    body = encode_problem(problem)
+    raw = [
+        *PROBLEM_HEADERS,
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()),
+    ]
+    await send({"type": "http.response.start", "status": problem.status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _refuse(scope: Scope, exc: AppError, send: Any) -> None:
+    """Deny a WebSocket handshake with an HTTP problem (403 where the server cannot send one)."""
+    denied_on_purpose()
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": Close.POLICY})  # HTTP 403
+        return
+    problem, headers = to_problem(exc, scope["path"])
+    body = encode_problem(problem)
+    raw = [*PROBLEM_HEADERS, (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "websocket.http.response.start", "status": problem.status, "headers": raw})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+async def _accept_and_close(send: Any, code: int, reason: str) -> None:
+    """Refuse after accepting, so a browser can read the code (a refused handshake reaches
+    it only as 1006)."""
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+def _replay_connect(receive: Any) -> Any:
+    """A receive that first hands back the websocket.connect the edge already consumed."""
+    replayed = False
+
+    async def wrapped() -> Any:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "websocket.connect"}
+        return await receive()
+
+    return wrapped
+
+
+async def _tagged(
+    start: dict[str, Any], body: bytes, if_none_match: bytes | None, head_only: bool, send: Any
+) -> int:
+    """Send a held 200 with its ETag, or 304 for a current If-None-Match; the status sent."""
+    etag = etag_of(body)
+    headers = start["headers"]
+    headers.append((b"etag", etag.encode()))
+    if not any(k == b"cache-control" for k, _ in headers):
+        headers.append((b"cache-control", b"no-cache"))  # revalidate: the tag says if fresh
+    if if_none_match is not None and none_match(if_none_match.decode("latin-1"), etag):
+        kept = [(k, v) for k, v in headers if k not in (b"content-length", b"content-type")]
+        await send({"type": "http.response.start", "status": 304, "headers": kept})
+        await send({"type": "http.response.body", "body": b""})
+        return 304
+    await send(start)
+    await send({"type": "http.response.body", "body": b"" if head_only else body})
+    return 200
+
+
+def _length(headers: list[tuple[bytes, bytes]]) -> int:
+    """The response's Content-Length, or a huge number when it has none (streamed)."""
+    for key, value in headers:
+        if key == b"content-length":
+            return int(value)
+    return MAX_TAGGED_BYTES + 1
