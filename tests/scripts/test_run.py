@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from src.db.embedded import EmbeddedPostgres, _alive, free_port
-from tests.helpers import running
+from tests.helpers import Process, running
 from tests.realtime.test_live import wait_for_count
 
 
@@ -31,16 +33,29 @@ def stalled_head_answer(port: int) -> bytes:
         return received
 
 
-def run_env(pgdata: Path, port: int) -> dict[str, str]:
-    return {"PGDATA_DIR": str(pgdata), "PORT": str(port), "DATABASE_URL": "", "JWT_SECRET": ""}
+@contextmanager
+def run_script(env: dict[str, str], *before: str) -> Iterator[Process]:
+    """`python [*before] -m scripts.run`; one a failed test leaves running gets Ctrl-C
+    (SIGINT by its pid), so its workers, Redis and PostgreSQL stop with it."""
+    with running([*before, "-m", "scripts.run"], env) as process:
+        try:
+            yield process
+        finally:
+            if process.proc.poll() is None:
+                process.stop(signal.SIGINT)
 
 
-def test_run_serves_the_catalog_then_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
+def run_env(data: Path, port: int) -> dict[str, str]:
+    return {"DATA_DIR": str(data), "PORT": str(port), "DATABASE_URL": "", "JWT_SECRET": ""}
+
+
+def test_run_serves_the_catalog_then_stops_cleanly_and_keeps_data(pg_dir: Path) -> None:
     """Two runs on one data folder: the second finds what the first wrote."""
-    pgdata = tmp_path / "pg"
+    data = pg_dir / "data"
+    pgdata = data / "pg"
     port = free_port()
     env = {
-        "PGDATA_DIR": str(pgdata),
+        "DATA_DIR": str(data),
         "PORT": str(port),
         "DATABASE_URL": "",
         "JWT_SECRET": "",
@@ -82,7 +97,7 @@ def test_run_serves_the_catalog_then_stops_cleanly_and_keeps_data(tmp_path: Path
     assert EmbeddedPostgres(pgdata).pid is None
 
 
-def test_run_refuses_a_malformed_setting(tmp_path: Path) -> None:
+def test_run_refuses_a_malformed_setting() -> None:
     """A bad value stops `make run` at once with the variable's name."""
     with running(["-m", "scripts.run"], {"PORT": "eighty"}) as server:
         server.wait_for("invalid setting PORT")
@@ -96,7 +111,7 @@ def test_run_with_two_workers_starts_a_local_redis_and_stops_it(
     is gone once the run stops."""
     port = free_port()
     env = {"WORKERS": "2", "PORT": str(port), "DATABASE_URL": database_url}
-    env["PGDATA_DIR"] = str(pg_dir / "pg")  # the data folder (secret, Redis): not the checkout
+    env["DATA_DIR"] = str(pg_dir / "data")  # the data folder (secret, Redis): not the checkout
     env |= {"REDIS_URL": "", "BROKER": ""}  # whatever the developer's environment says
     with running(["-m", "scripts.run"], env) as server:
         line = server.wait_for("Redis: redis://127.0.0.1:")
@@ -108,6 +123,8 @@ def test_run_with_two_workers_starts_a_local_redis_and_stops_it(
         asyncio.run(count_six_clients(f"ws://127.0.0.1:{port}/counter"))
         assert server.stop(signal.SIGTERM) == 0
         server.wait_for("stopping the local Redis")
+        lines = server.rest()
+    assert not [x for x in lines if "WARNING" in x], "\n".join(lines)  # Redis stopped last
     assert not _alive(redis_pid)
 
 
@@ -120,6 +137,69 @@ async def count_six_clients(url: str) -> None:
         await asyncio.gather(*(ws.close() for ws in clients))
 
 
+def test_runs_on_sibling_data_folders_share_nothing_and_both_serve(pg_dir: Path) -> None:
+    """DATA_DIR holds all a run keeps (the database and its lock, the local Redis, the
+    development secret): two runs with WORKERS=2 on sibling folders both serve, each with
+    its own secret, and nothing is written beside their folders."""
+    folders = [pg_dir / "d1", pg_dir / "d2"]
+    with ExitStack() as stack:
+        runs = []
+        for folder in folders:
+            port = free_port()
+            env = run_env(folder, port) | {"WORKERS": "2", "REDIS_URL": "", "BROKER": ""}
+            env["SEED_DEMO_DATA"] = "false"
+            runs.append((port, stack.enter_context(run_script(env))))
+        tokens = []
+        for _, server in runs:
+            tokens.append(server.wait_for("Authorization: Bearer ").split(": ", 1)[1])
+            for _ in range(2):
+                server.wait_for("Application startup complete")
+        for (port, _), own, other in zip(runs, tokens, reversed(tokens), strict=True):
+            base = f"http://127.0.0.1:{port}"
+            assert httpx.get(f"{base}/ready").status_code == 200
+            new = {"product_name": "x", "brand_id": 1}  # no demo catalog: no brand 1
+            written = httpx.post(f"{base}/product", json=new, headers={"Authorization": own})
+            assert written.status_code == 409, written.text  # the token was accepted
+            foreign = httpx.post(f"{base}/product", json=new, headers={"Authorization": other})
+            assert foreign.status_code == 401, foreign.text
+        for _, server in runs:
+            assert server.stop(signal.SIGINT) == 0
+    assert sorted(os.listdir(pg_dir)) == ["d1", "d2"]
+    for folder in folders:
+        assert {"pg", "pg.lock", "redis", "jwt-secret"} <= set(os.listdir(folder))
+        assert EmbeddedPostgres(folder / "pg").pid is None
+
+
+# `python IN_OWN_SESSION -m scripts.run`: the run leads a new session and process group
+# (same pid), as `make run` in a terminal does; Ctrl-C there signals the whole group.
+IN_OWN_SESSION = (
+    "import os, sys; os.setsid(); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
+
+def test_ctrl_c_of_a_run_with_two_workers_stops_quietly(pg_dir: Path) -> None:
+    """SIGINT to the run's whole process group (a terminal's Ctrl-C) with WORKERS=2: the
+    workers stop before the local Redis, so no broker warning is logged; status 0, and
+    PostgreSQL and Redis are gone."""
+    data = pg_dir / "data"
+    env = run_env(data, free_port()) | {"WORKERS": "2", "REDIS_URL": "", "BROKER": ""}
+    with run_script(env, "-c", IN_OWN_SESSION) as server:
+        line = server.wait_for("Redis: redis://127.0.0.1:")
+        redis_pid = int(line.rsplit("(pid ", 1)[1].rstrip(")"))
+        for _ in range(2):
+            server.wait_for("Application startup complete")
+        postgres_pid = EmbeddedPostgres(data / "pg").pid
+        assert postgres_pid is not None and running_process(postgres_pid)
+        assert os.getpgid(server.proc.pid) == server.proc.pid
+        os.killpg(server.proc.pid, signal.SIGINT)
+        assert server.proc.wait(timeout=60) == 0
+        lines = server.rest()
+    output = "\n".join(lines)
+    assert not [x for x in lines if "WARNING" in x or "unreachable" in x], output
+    assert "Traceback" not in output and "ERROR" not in output, output
+    assert not running_process(redis_pid) and not running_process(postgres_pid)
+
+
 def test_run_refuses_several_workers_on_the_memory_broker() -> None:
     """BROKER=memory said explicitly with WORKERS=2 is refused, naming both settings."""
     env = {"WORKERS": "2", "BROKER": "memory", "REDIS_URL": ""}
@@ -129,18 +209,19 @@ def test_run_refuses_several_workers_on_the_memory_broker() -> None:
 
 
 def test_second_run_on_the_same_data_folder_is_refused_and_the_first_keeps_serving(
-    tmp_path: Path,
+    pg_dir: Path,
 ) -> None:
     """A second run on a data folder in use stops at once, naming the folder and what to
     do; the first run's PostgreSQL is untouched and it keeps answering."""
-    pgdata = tmp_path / "pg"
+    data = pg_dir / "data"
+    pgdata = data / "pg"
     first_port, second_port = free_port(), free_port()
-    with running(["-m", "scripts.run"], run_env(pgdata, first_port)) as first:
+    with running(["-m", "scripts.run"], run_env(data, first_port)) as first:
         first.wait_for("Uvicorn running on")
-        with running(["-m", "scripts.run"], run_env(pgdata, second_port)) as second:
+        with running(["-m", "scripts.run"], run_env(data, second_port)) as second:
             line = second.wait_for("is in use by another run", timeout=30)
             assert str(pgdata) in line and f"pid {first.proc.pid}" in line
-            assert "PGDATA_DIR=" in line
+            assert "DATA_DIR=/another/folder make run" in line
             assert second.proc.wait(timeout=30) == 2
             assert not any("stopping the embedded PostgreSQL" in x for x in second.rest())
         assert httpx.get(f"http://127.0.0.1:{first_port}/ready").status_code == 200
@@ -149,18 +230,19 @@ def test_second_run_on_the_same_data_folder_is_refused_and_the_first_keeps_servi
     assert EmbeddedPostgres(pgdata).pid is None
 
 
-def test_run_after_a_killed_run_adopts_its_postgresql_and_stops_it(tmp_path: Path) -> None:
+def test_run_after_a_killed_run_adopts_its_postgresql_and_stops_it(pg_dir: Path) -> None:
     """kill -9 of `make run` leaves its PostgreSQL running: the next run on the folder is
     not refused; it adopts that server, serves, and stops it on Ctrl-C."""
-    pgdata = tmp_path / "pg"
+    data = pg_dir / "data"
+    pgdata = data / "pg"
     port = free_port()
-    with running(["-m", "scripts.run"], run_env(pgdata, port)) as killed:
+    with running(["-m", "scripts.run"], run_env(data, port)) as killed:
         killed.wait_for("Uvicorn running on")
         assert killed.stop(signal.SIGKILL) == -signal.SIGKILL
     orphan = EmbeddedPostgres(pgdata).pid
     assert orphan is not None and _alive(orphan)
 
-    with running(["-m", "scripts.run"], run_env(pgdata, port)) as server:
+    with running(["-m", "scripts.run"], run_env(data, port)) as server:
         assert f"(pid {orphan}) left running" in server.wait_for("adopted the PostgreSQL")
         server.wait_for("Uvicorn running on")
         assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200
@@ -169,11 +251,12 @@ def test_run_after_a_killed_run_adopts_its_postgresql_and_stops_it(tmp_path: Pat
 
 
 def test_second_run_with_workers_is_refused_the_local_redis_and_a_killed_runs_is_stopped(
-    database_url: str, tmp_path: Path
+    database_url: str, pg_dir: Path
 ) -> None:
     """WORKERS=2: a second run is refused the local Redis folder in use; after kill -9 of
     the first run, the next one stops the redis-server it left (pidfile in the folder)."""
-    env = {"WORKERS": "2", "DATABASE_URL": database_url, "PGDATA_DIR": str(tmp_path / "pg")}
+    data = pg_dir / "data"
+    env = {"WORKERS": "2", "DATABASE_URL": database_url, "DATA_DIR": str(data)}
     env |= {"REDIS_URL": "", "BROKER": ""}
     first_port = free_port()
     with running(["-m", "scripts.run"], {**env, "PORT": str(first_port)}) as first:
@@ -183,7 +266,8 @@ def test_second_run_with_workers_is_refused_the_local_redis_and_a_killed_runs_is
             first.wait_for("Application startup complete")
         with running(["-m", "scripts.run"], {**env, "PORT": str(free_port())}) as second:
             refusal = second.wait_for("is in use by another run", timeout=30)
-            assert str(tmp_path / "redis") in refusal and "REDIS_URL=" in refusal
+            assert str(data / "redis") in refusal and "REDIS_URL=" in refusal
+            assert "DATA_DIR=/another/folder make run" in refusal
             assert second.proc.wait(timeout=30) == 2
         assert httpx.get(f"http://127.0.0.1:{first_port}/ready").status_code == 200
         workers = [int(x.split("[")[1].rstrip("]")) for x in first.lines if "Started server" in x]
@@ -201,13 +285,14 @@ def test_second_run_with_workers_is_refused_the_local_redis_and_a_killed_runs_is
         assert server.stop(signal.SIGTERM) == 0
 
 
-def test_run_stops_cleanly_on_ctrl_c_twice(tmp_path: Path) -> None:
+def test_run_stops_cleanly_on_ctrl_c_twice(pg_dir: Path) -> None:
     """Ctrl-C, then Ctrl-C again while uvicorn is shutting down (one client answers the
     close, one never reads, so the stop is not instant): no traceback, the app's shutdown
     runs (1001 to the client), PostgreSQL stops, status 0."""
-    pgdata = tmp_path / "pg"
+    data = pg_dir / "data"
+    pgdata = data / "pg"
     port = free_port()
-    with running(["-m", "scripts.run"], run_env(pgdata, port)) as server:
+    with running(["-m", "scripts.run"], run_env(data, port)) as server:
         server.wait_for("Uvicorn running on")
         with connect(f"ws://127.0.0.1:{port}/counter") as client, deaf_client(port):
             assert client.recv(timeout=10) in ("1", "2")

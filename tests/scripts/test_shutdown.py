@@ -41,9 +41,10 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
 
 
 async def test_sigterm_under_load_stops_cleanly(pg_dir: Path) -> None:
-    pgdata, port = pg_dir / "pg", free_port()
+    data, port = pg_dir / "data", free_port()
+    pgdata = data / "pg"
     env = {
-        "PGDATA_DIR": str(pgdata),
+        "DATA_DIR": str(data),
         "PORT": str(port),
         "DATABASE_URL": "",
         "JWT_SECRET": TEST_JWT_SECRET,

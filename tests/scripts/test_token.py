@@ -20,13 +20,13 @@ def token(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_mints_a_token_the_service_accepts(tmp_path: Path) -> None:
-    run = token({"JWT_SECRET": TEST_JWT_SECRET, "PGDATA_DIR": str(tmp_path / "pg")}, "--sub", "ann")
+    run = token({"JWT_SECRET": TEST_JWT_SECRET, "DATA_DIR": str(tmp_path)}, "--sub", "ann")
     assert run.returncode == 0, run.stderr
     claims = verify(f"Bearer {run.stdout.strip()}", TEST_JWT_SECRET, audience="catalog")
     assert claims["sub"] == "ann" and claims["aud"] == "catalog"
 
 
 def test_without_any_secret_it_says_where_it_looked(tmp_path: Path) -> None:
-    run = token({"JWT_SECRET": "", "PGDATA_DIR": str(tmp_path / "pg")})
+    run = token({"JWT_SECRET": "", "DATA_DIR": str(tmp_path)})
     assert run.returncode == 2
     assert f"no development secret at {tmp_path / 'jwt-secret'}" in run.stderr
