@@ -242,7 +242,7 @@ class Edge:
                 else "a request must not repeat its Host header"
             )
         assert head.host is not None
-        if not self.hosts.host_allowed(head.host.decode("latin-1")):
+        if not self.hosts.host_allowed(head.host):
             raise BadRequest(
                 f"this server does not serve the host {head.host.decode('latin-1')[:100]!r} "
                 "(ALLOWED_HOSTS)"
@@ -325,7 +325,7 @@ class Edge:
         head = _Head(scope["headers"])
         path = scope["path"]
         found = self.table.match(path, websocket=True)
-        if head.hosts != 1 or not self.hosts.host_allowed((head.host or b"").decode("latin-1")):
+        if head.hosts != 1 or not self.hosts.host_allowed(head.host or b""):
             await _refuse(scope, BadRequest("this server does not serve that Host"), send)
             return
         if found is None:

@@ -81,22 +81,28 @@ class Hosts:
         self.hosts = settings.allowed_hosts
         self.any_host = "*" in self.hosts
         self.origins = frozenset(o.rstrip("/") for o in settings.allowed_origins)
-        self._cache: dict[bytes, bool] = {}
+        self._hosts_seen: dict[bytes, bool] = {}  # a request's Host is one of a few values
+        self._origins_seen: dict[bytes, bool] = {}
 
-    def host_allowed(self, host: str) -> bool:
+    def host_allowed(self, host: bytes) -> bool:
         if self.any_host:
             return True
-        name = host_name(host)
-        return name is not None and name in self.hosts
+        known = self._hosts_seen.get(host)
+        if known is None:
+            name = host_name(host.decode("latin-1"))
+            known = name is not None and name in self.hosts
+            if len(self._hosts_seen) < 1000:
+                self._hosts_seen[host] = known
+        return known
 
     def origin_allowed(self, origin: bytes) -> bool:
         """An origin in ALLOWED_ORIGINS, or http(s) on an allowed host, any port. Never
         "whatever the request's Host says": that would let DNS rebinding through."""
-        known = self._cache.get(origin)
+        known = self._origins_seen.get(origin)
         if known is None:
             known = self._origin_allowed(origin.decode("latin-1"))
-            if len(self._cache) < 1000:
-                self._cache[origin] = known
+            if len(self._origins_seen) < 1000:
+                self._origins_seen[origin] = known
         return known
 
     def _origin_allowed(self, origin: str) -> bool:
