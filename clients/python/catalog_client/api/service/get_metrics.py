@@ -48,7 +48,7 @@ def sync_detailed(
 ) -> Response[str]:
     """Prometheus metrics
 
-     Prometheus text: requests, latency, sockets, frames, closes, pool, broker, feed.
+     Prometheus text: requests, latency, process, sockets, closes, pool, broker, feed.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -73,7 +73,7 @@ def sync(
 ) -> str | None:
     """Prometheus metrics
 
-     Prometheus text: requests, latency, sockets, frames, closes, pool, broker, feed.
+     Prometheus text: requests, latency, process, sockets, closes, pool, broker, feed.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -94,7 +94,7 @@ async def asyncio_detailed(
 ) -> Response[str]:
     """Prometheus metrics
 
-     Prometheus text: requests, latency, sockets, frames, closes, pool, broker, feed.
+     Prometheus text: requests, latency, process, sockets, closes, pool, broker, feed.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -117,7 +117,7 @@ async def asyncio(
 ) -> str | None:
     """Prometheus metrics
 
-     Prometheus text: requests, latency, sockets, frames, closes, pool, broker, feed.
+     Prometheus text: requests, latency, process, sockets, closes, pool, broker, feed.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
