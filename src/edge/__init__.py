@@ -212,10 +212,10 @@ class Edge:
                 return
             assert found is not None
             resource, params = found
+            if head_only:  # a copy: the server reads its own scope's method (HEAD: no body)
+                scope = {**scope, "method": "GET"}
             scope["path_params"] = params
             scope["route"] = resource.route
-            if head_only:
-                scope["method"] = "GET"
             if method in WITH_BODY:
                 receive = self._limited(receive)
             try:

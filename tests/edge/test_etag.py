@@ -94,3 +94,15 @@ async def test_a_row_changed_in_plain_sql_never_gets_a_304_or_a_stale_body(
             assert response.status_code == 200, path
             assert response.headers["etag"] != old.headers["etag"], path
             assert "Renamed" in response.text, path
+
+
+async def test_head_over_a_real_server_keeps_the_connection_usable(live_server: LiveServer) -> None:
+    """HEAD as uvicorn serves it: the head of a GET, no body, and the kept-alive connection
+    answers the next request (the edge runs HEAD as GET on a copy of the scope: uvicorn
+    reads its own scope's method to know that no body follows)."""
+    async with httpx.AsyncClient(base_url=live_server.http) as client:
+        for _ in range(3):
+            head = await client.head("/brands/1")
+            assert head.status_code == 200 and head.content == b""
+            assert int(head.headers["content-length"]) > 0 and head.headers["etag"]
+            assert (await client.get("/brands/1")).json()["brand_id"] == 1
