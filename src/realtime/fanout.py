@@ -13,13 +13,14 @@ import enum
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lihil.vendors import WebSocket, WebSocketDisconnect
 
+from src.compat.starlette import send_now
 from src.limits import Bucket
 from src.realtime.broker import Broker
 from src.realtime.protocol import Close
@@ -44,39 +45,15 @@ def text_message(frame: str) -> Message:
     return {"type": "websocket.send", "text": frame}
 
 
-class _Resumed:
-    """Awaits the rest of a coroutine that was already stepped up to its first suspension,
-    where it yielded `first` (what `yield from` does). This is how a send starts without a
-    task: it runs synchronously until it would block, and only then does a task finish it."""
-
-    def __init__(self, coro: Coroutine[Any, Any, None], first: Any) -> None:
-        self.coro, self.first = coro, first
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        value = self.first
-        while True:
-            try:
-                sent = yield value
-            except BaseException as exc:  # cancelled while waiting: pass it in
-                try:
-                    value = self.coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    value = self.coro.send(sent)
-                except StopIteration:
-                    return
-
-
 class Peer:
     """One accepted socket: reads through `receive`, writes without blocking anyone.
 
     A frame for a peer with nothing queued is written at once, in the caller's step: uvicorn
-    only suspends a send while the client's transport is paused (it stopped reading). Only
-    then does the peer get a writer task, which finishes that send and drains the frames
-    queued behind it (at most `queue_limit`, else 1008). A coalesced value (`offer`) waits
-    in a single slot instead, replaced by a newer one: a slow reader never piles them up.
+    only suspends a send while the client's transport is paused (it stopped reading; see
+    `src.compat.starlette`). Only then does the peer get a writer task, which finishes that
+    send and drains the frames queued behind it (at most `queue_limit`, else 1008). A
+    coalesced value (`offer`) waits in a single slot instead, replaced by a newer one: a
+    slow reader never piles them up.
     """
 
     def __init__(
@@ -133,19 +110,15 @@ class Peer:
 
     def _write_now(self, message: Message) -> None:
         self.sent += 1
-        coro = self.ws.send(message)
         try:
-            blocked_on = coro.send(None)
-        except StopIteration:
-            return  # written: no task, no switch
+            blocked = send_now(self.ws, message)
         except Exception as exc:  # the client is gone; the reader will see it
             log.debug("send failed: %r", exc)
             return
-        self._writer = asyncio.create_task(
-            self._drain(_Resumed(coro, blocked_on)), name="ws-writer"
-        )
+        if blocked is not None:
+            self._writer = asyncio.create_task(self._drain(blocked), name="ws-writer")
 
-    async def _drain(self, blocked: _Resumed) -> None:
+    async def _drain(self, blocked: Awaitable[None]) -> None:
         try:
             await blocked
             while self.state is PeerState.OPEN:
