@@ -21,12 +21,12 @@ from src.metrics import Metrics
 from src.openapi import openapi_document
 from src.realtime.asyncapi import build_asyncapi
 from src.realtime.broker import Broker, MemoryBroker
-from src.realtime.fanout import Registry
 from src.realtime.protocol import Close
 from src.realtime.redis_broker import RedisBroker
 from src.realtime.routes import build_ws_routes
 from src.realtime.shutdown import close_peers_on_signals
 from src.realtime.sockets import NODE_ID
+from src.realtime.topics import Registry
 from src.web.routes import build_page_routes
 
 log = logging.getLogger("catalog")

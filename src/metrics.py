@@ -21,7 +21,7 @@ from src.asgi import ASGIApp, Scope
 from src.catalog.feed import CatalogFeed
 from src.db.pool import Database
 from src.realtime.broker import Broker
-from src.realtime.fanout import Registry
+from src.realtime.topics import Registry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED = "unmatched"

@@ -12,7 +12,6 @@ from src.catalog.feed import CatalogFeed, ChangesPruned, FeedUnavailable
 from src.config import Settings
 from src.db.pool import Database
 from src.realtime.broker import Broker, BrokerUnavailable, presence_topic
-from src.realtime.fanout import Delivery, Registry
 from src.realtime.protocol import (
     BadParameter,
     Close,
@@ -27,6 +26,7 @@ from src.realtime.protocol import (
     parse_session_id,
 )
 from src.realtime.sockets import PeerDep, given_once, new_member_id
+from src.realtime.topics import Delivery, Registry
 
 COUNTER = "counter"
 BROADCAST = "broadcast"

@@ -15,8 +15,9 @@ from lihil import Ignore, use
 from lihil.vendors import WebSocket
 
 from src.edge import repeated_parameters
-from src.realtime.fanout import Peer, Registry
+from src.realtime.peers import Peer
 from src.realtime.protocol import BadParameter
+from src.realtime.topics import Registry
 
 # Member ids are unique across processes and hosts: a random node id plus a sequence.
 NODE_ID = f"{os.getpid():x}{secrets.token_hex(3)}"
