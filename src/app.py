@@ -11,6 +11,8 @@ from lihil.asgi import ASGIRoute
 from lihil.config import AppConfig, OASConfig
 
 from src import errors, lihil_patches  # noqa: F401  (registers the problem solver; patches)
+from src.broker import build_broker
+from src.broker.base import Broker
 from src.catalog.feed import CatalogFeed
 from src.catalog.routes import build_routes
 from src.config import Settings, load_settings
@@ -20,12 +22,9 @@ from src.edge import RouteTable, edge_middlewares, quiet_denied_handshakes
 from src.metrics import Metrics
 from src.openapi import openapi_document
 from src.realtime.asyncapi import build_asyncapi
-from src.realtime.broker import Broker, MemoryBroker
 from src.realtime.protocol import Close
-from src.realtime.redis_broker import RedisBroker
 from src.realtime.routes import build_ws_routes
 from src.realtime.shutdown import close_peers_on_signals
-from src.realtime.sockets import NODE_ID
 from src.realtime.topics import Registry
 from src.web.routes import build_page_routes
 
@@ -52,14 +51,6 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-def build_broker(settings: Settings) -> Broker:
-    """One process (memory), or every process sharing the Redis at REDIS_URL."""
-    if settings.BROKER == "memory":
-        return MemoryBroker()
-    assert settings.REDIS_URL, "Settings refuse BROKER=redis without REDIS_URL"
-    return RedisBroker(settings.REDIS_URL, ttl_s=settings.PRESENCE_TTL_S, node_id=NODE_ID)
 
 
 def _no_builtin_pages() -> tuple[ASGIRoute, ...]:

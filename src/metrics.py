@@ -18,9 +18,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from src.asgi import ASGIApp, Scope
+from src.broker.base import Broker
 from src.catalog.feed import CatalogFeed
 from src.db.pool import Database
-from src.realtime.broker import Broker
 from src.realtime.topics import Registry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

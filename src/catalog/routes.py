@@ -11,6 +11,7 @@ import msgspec
 from lihil import Empty, Param, Route, status
 from lihil.vendors import Response
 
+from src.broker.base import Broker
 from src.catalog import queries
 from src.catalog.models import (
     MAX_ID,
@@ -36,7 +37,6 @@ from src.errors import (
 )
 from src.metrics import CONTENT_TYPE, Metrics
 from src.openapi import operation
-from src.realtime.broker import Broker
 
 _encode = msgspec.json.Encoder().encode
 T = TypeVar("T")

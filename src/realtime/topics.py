@@ -16,7 +16,7 @@ from typing import Protocol
 
 from lihil.vendors import WebSocket
 
-from src.realtime.broker import Broker
+from src.broker.base import PubSub
 from src.realtime.peers import Message, Peer, text_message
 from src.realtime.protocol import Close
 
@@ -89,7 +89,7 @@ class Registry:
 
     def __init__(
         self,
-        broker: Broker,
+        broker: PubSub,
         *,
         window_ms: int,
         queue_limit: int,

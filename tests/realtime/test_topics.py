@@ -5,7 +5,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from src.realtime.broker import MemoryBroker
+from src.broker.memory import MemoryBroker
 from src.realtime.peers import PeerState
 from src.realtime.topics import Delivery, Registry
 from tests.realtime.test_peers import GatedSocket, RecordingSocket, make_peer, until

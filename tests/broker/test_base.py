@@ -11,10 +11,16 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from src.realtime.broker import Broker, MemoryBroker, presence_topic
-from src.realtime.presence import Admission, Departure
-from src.realtime.protocol import PresenceEvent, decode_presence
-from src.realtime.redis_broker import RedisBroker
+from src.broker.base import Broker
+from src.broker.memory import MemoryBroker
+from src.broker.presence import (
+    Admission,
+    Departure,
+    PresenceEvent,
+    decode_presence,
+    presence_topic,
+)
+from src.broker.redis import RedisBroker
 
 
 def redis_broker(request: pytest.FixtureRequest) -> Broker:

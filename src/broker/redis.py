@@ -45,9 +45,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from src.broker.base import Broker, Deliver
+from src.broker.memory import LocalTopics
+from src.broker.presence import Admission, Departure, presence_frame, presence_topic
 from src.errors import BrokerUnavailable
-from src.realtime.broker import Broker, Deliver, LocalTopics, presence_frame, presence_topic
-from src.realtime.presence import Admission, Departure
 
 log = logging.getLogger("catalog.broker")
 
