@@ -34,7 +34,8 @@ local function write(own)
 end
 
 -- Expire or forget the group, announce a changed total; returns the ms until the
--- earliest lease runs out (-1: none left).
+-- earliest lease runs out (-1: none left). The announcement is the two numbers only,
+-- "<users> <capacity or ''>": the relay (src/broker/redis.py) makes the frame of them.
 local function finish(users, capacity, announce)
   if users == 0 then
     redis.call('DEL', counts, leases, cap_key)
@@ -42,8 +43,7 @@ local function finish(users, capacity, announce)
     for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, 2 * lease) end
   end
   if users ~= before or announce then
-    if capacity == '' then capacity = 'null' end
-    redis.call('PUBLISH', channel, '{"users":' .. users .. ',"capacity":' .. capacity .. '}')
+    redis.call('PUBLISH', channel, users .. ' ' .. capacity)
   end
   local first = redis.call('ZRANGE', leases, 0, 0, 'WITHSCORES')
   if #first == 0 then return -1 end

@@ -7,7 +7,8 @@ Every operation is synchronous, so in one event loop a join is atomic: a storm o
 can never put more members in a group than its capacity.
 
 A broker announces each change of a group on the topic `presence_topic(group)`, as a
-`PresenceEvent` encoded by `presence_frame`.
+`PresenceEvent` encoded by `presence_frame`, the one encoder of these frames (the Redis
+broker's scripts announce two numbers, which it encodes with it).
 """
 
 from dataclasses import dataclass, field

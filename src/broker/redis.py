@@ -12,14 +12,15 @@ holds, per group, each process's ("node's") count in a HASH, each node's lease e
 ZSET (on Redis's clock, so hosts' clocks do not matter) and the group's capacity. Every
 change is one Lua script (join.lua or sync.lua, beside this module) that sweeps the nodes
 whose lease expired, writes this node's *absolute* count and renews its lease, and
-publishes the group's `PresenceEvent` inside the script when the total changed, so
-announcements of a group are ordered like the changes. JOIN admits only below the
-capacity, atomically across processes. A process runs its scripts for one group one at a
-time (a lock per group), so the count it writes is exact; writing absolute counts (not
-increments) means every script also heals what an outage or a lost Redis left wrong. A
-heartbeat runs SYNC for every group every third of the lease, or sooner when another node's
-lease is about to run out: leases stay fresh, and a node that died stops counting within
-its lease. A group's keys expire after two leases untouched.
+publishes the group's new total inside the script when it changed, so announcements of a
+group are ordered like the changes. The script publishes two numbers; the relay makes the
+frame of them with `presence_frame`, the one encoder of presence frames. JOIN admits only
+below the capacity, atomically across processes. A process runs its scripts for one group
+one at a time (a lock per group), so the count it writes is exact; writing absolute counts
+(not increments) means every script also heals what an outage or a lost Redis left wrong.
+A heartbeat runs SYNC for every group every third of the lease, or sooner when another
+node's lease is about to run out: leases stay fresh, and a node that died stops counting
+within its lease. A group's keys expire after two leases untouched.
 
 Redis unreachable (`available` False). Publishes reach this process's subscribers only;
 joins to groups without a capacity (/counter) are admitted locally and local counts are
@@ -100,6 +101,12 @@ class _Group:
 
 def _capacity(raw: str) -> int | None:
     return int(raw) if raw else None
+
+
+def _announced(data: str) -> str:
+    """The frame for a script's announcement: "<users> <capacity or ''>"."""
+    users, _, capacity = data.partition(" ")
+    return presence_frame(int(users), _capacity(capacity))
 
 
 def _arg(capacity: int | None) -> str:
@@ -317,13 +324,16 @@ class RedisBroker(Broker):
                 raise exc
 
     async def _relay(self, pubsub: PubSub) -> None:
-        skip = len(self._channels)
+        skip, presence = len(self._channels), presence_topic("")
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
             if message is None or message["type"] != "pmessage":
                 continue
             try:
-                self._topics.deliver(message["channel"][skip:], message["data"])
+                topic, frame = message["channel"][skip:], message["data"]
+                if topic.startswith(presence):  # only the scripts announce on these
+                    frame = _announced(frame)
+                self._topics.deliver(topic, frame)
             except Exception:  # a bug in a subscriber must not stop the relay
                 log.exception("delivering a frame on %s failed", message["channel"])
 

@@ -18,6 +18,7 @@ from src.broker.presence import (
     Departure,
     PresenceEvent,
     decode_presence,
+    presence_frame,
     presence_topic,
 )
 from src.broker.redis import RedisBroker
@@ -109,6 +110,15 @@ async def test_presence_changes_are_announced_in_order(broker: Broker) -> None:
         PresenceEvent(1, None),
     ]
     assert await broker.count("g") == 1
+
+
+async def test_announcements_are_presence_frames(broker: Broker) -> None:
+    """Every implementation announces with the one encoder: the frames are presence_frame's."""
+    events = Inbox()
+    broker.subscribe(presence_topic("room"), events)
+    await broker.join("room", "m1", 5)
+    await broker.leave("room", "m1")
+    assert await events.until(2) == [presence_frame(1, 5), presence_frame(0, 5)]
 
 
 async def test_leaving_twice_changes_nothing_and_announces_nothing(broker: Broker) -> None:

@@ -1,6 +1,13 @@
 """The sans-I/O presence core: counts, capacity admission, rooms that come and go."""
 
-from src.broker.presence import Admission, Departure, Groups
+from src.broker.presence import (
+    Admission,
+    Departure,
+    Groups,
+    PresenceEvent,
+    decode_presence,
+    presence_frame,
+)
 
 
 def test_join_counts_members_and_reports_capacity() -> None:
@@ -52,3 +59,10 @@ def test_uncapped_group_admits_everyone() -> None:
     p = Groups()
     assert all(p.join("counter", f"m{i}", None).admitted for i in range(1000))
     assert p.count("counter") == 1000
+
+
+def test_presence_frame_is_the_json_of_the_count_and_the_capacity() -> None:
+    """The one encoding of an announcement, and its decoder's inverse of it."""
+    assert presence_frame(3, None) == '{"users":3,"capacity":null}'
+    assert presence_frame(2, 5) == '{"users":2,"capacity":5}'
+    assert decode_presence(presence_frame(2, 5)) == PresenceEvent(users=2, capacity=5)
