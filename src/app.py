@@ -13,6 +13,7 @@ from lihil.config import AppConfig, OASConfig
 from src import errors, lihil_patches  # noqa: F401  (registers the problem solver; patches)
 from src.broker import build_broker
 from src.broker.base import Broker
+from src.broker.metrics import BrokerMetrics
 from src.catalog.feed import CatalogFeed
 from src.catalog.routes import build_routes
 from src.config import Settings, load_settings
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None) -> Lihil:
         finally:
             await asyncio.wait_for(pool.close(), timeout=10)
 
-    metrics = Metrics(registry, broker, feed)
+    metrics = Metrics(feed, [registry.metrics, BrokerMetrics(broker)])
     quiet_denied_handshakes()
     routes = build_routes()
     ws_routes = build_ws_routes()

@@ -2,26 +2,23 @@
 
 HTTP requests are counted by an outer middleware, labelled by route *template* (never the
 raw path: the label set stays bounded; unmatched paths share one label). Everything else
-is read when scraped, from the objects that already know it (the registry's peers, the
-pool, the broker, the feed), so the WebSocket fan-out pays nothing per frame but an
-integer increment. Each process has its own numbers (with several workers, scrape each).
+is read when scraped, from the objects that already know it (the pool, the feed here; the
+WebSocket and broker metrics by the collectors the app passes in). Each process has its own
+numbers (with several workers, scrape each).
 """
 
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client import Counter as PromCounter
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from src.asgi import ASGIApp, Scope
-from src.broker.base import Broker
 from src.catalog.feed import CatalogFeed
 from src.db.pool import Database
-from src.realtime.topics import Registry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNMATCHED = "unmatched"
@@ -29,9 +26,10 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 
 
 class Metrics:
-    """One app's metrics. `database` is set by the lifespan once the pool is open."""
+    """One app's metrics. `database` is set by the lifespan once the pool is open;
+    `collectors` (the WebSocket and broker ones) are read at scrape time as well."""
 
-    def __init__(self, registry: Registry, broker: Broker, feed: CatalogFeed) -> None:
+    def __init__(self, feed: CatalogFeed, collectors: Iterable[Collector] = ()) -> None:
         self.prometheus = CollectorRegistry()
         self.requests = PromCounter(
             "catalog_http_requests_total",
@@ -48,7 +46,9 @@ class Metrics:
         )
         self.database: Database | None = None
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self.prometheus.register(_Snapshot(self, registry, broker, feed))
+        for collector in collectors:
+            self.prometheus.register(collector)
+        self.prometheus.register(_Snapshot(self, feed))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
@@ -68,38 +68,11 @@ class Metrics:
 class _Snapshot(Collector):
     """What is read at scrape time."""
 
-    def __init__(self, metrics: Metrics, registry: Registry, broker: Broker, feed: CatalogFeed):
-        self.metrics, self.registry, self.broker, self.feed = metrics, registry, broker, feed
+    def __init__(self, metrics: Metrics, feed: CatalogFeed):
+        self.metrics, self.feed = metrics, feed
 
     def collect(self) -> Iterator[Metric]:
-        peers = self.registry.peers()
-        open_by = Counter(p.endpoint for p in peers)
-        sent_by = Counter(self.registry.sent_by_gone)
-        for peer in peers:
-            sent_by[peer.endpoint] += peer.sent
-        connections = GaugeMetricFamily(
-            "catalog_ws_connections", "Open WebSocket connections.", labels=["endpoint"]
-        )
-        for endpoint, count in sorted(open_by.items()):
-            connections.add_metric([endpoint], count)
-        yield connections
-        sent = CounterMetricFamily(
-            "catalog_ws_frames_sent", "Frames sent to WebSocket clients.", labels=["endpoint"]
-        )
-        for endpoint, count in sorted(sent_by.items()):
-            sent.add_metric([endpoint], count)
-        yield sent
-        closes = CounterMetricFamily(
-            "catalog_ws_closes",
-            "WebSocket connections ended, by close code (1006: dropped without a close).",
-            labels=["endpoint", "code"],
-        )
-        for (endpoint, code), count in sorted(self.registry.closes.items()):
-            closes.add_metric([endpoint, str(code)], count)
-        yield closes
         yield from self._pool()
-        up = bool(getattr(self.broker, "available", True))
-        yield GaugeMetricFamily("catalog_broker_up", "1 while the broker answers.", value=up)
         yield GaugeMetricFamily(
             "catalog_feed_lag_seconds",
             "Seconds since the catalog feed last read the outbox (at most the poll interval "

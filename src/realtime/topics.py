@@ -8,7 +8,6 @@ the latest value, in rounds (see `_Topic`), and always ends on the latest value.
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -17,8 +16,8 @@ from typing import Protocol
 from lihil.vendors import WebSocket
 
 from src.broker.base import PubSub
+from src.realtime.metrics import WebSocketMetrics
 from src.realtime.peers import Message, Peer, text_message
-from src.realtime.protocol import Close
 
 Render = Callable[[str, str], str]  # (topic, frame from the broker) -> frame for the peers
 
@@ -103,9 +102,7 @@ class Registry:
         self.max_messages_per_s = max_messages_per_s
         self._peers: set[Peer] = set()
         self._topics: dict[str, _Topic] = {}
-        # For metrics, per endpoint: frames sent by peers already gone, and close codes.
-        self.sent_by_gone: Counter[str] = Counter()
-        self.closes: Counter[tuple[str, int]] = Counter()
+        self.metrics = WebSocketMetrics(self.peers)  # the app's /metrics collects it
 
     @property
     def open_peers(self) -> int:
@@ -130,8 +127,7 @@ class Registry:
         finally:
             self._peers.discard(peer)
             await peer.finish()
-            self.sent_by_gone[peer.endpoint] += peer.sent
-            self.closes[peer.endpoint, peer.close_code or Close.NORMAL] += 1
+            self.metrics.ended(peer)
 
     def peers(self) -> frozenset[Peer]:
         return frozenset(self._peers)
