@@ -1,8 +1,9 @@
 """The Broker's behaviour, one suite for every implementation (memory and Redis).
 
 Each test receives a started broker from the `broker` fixture, parametrized over the
-implementations, and asserts only what the `Broker` interface promises. Each Redis broker
-works under a fresh key prefix (its keys and channels), so tests share one server.
+implementations, and asserts only what the interfaces (`PubSub`, `Presence`) promise. Each
+Redis broker works under a fresh key prefix (its keys and channels), so tests share one
+server.
 """
 
 import asyncio

@@ -1,4 +1,5 @@
-"""The sans-I/O presence core: counts, capacity admission, rooms that come and go."""
+"""The sans-I/O presence core: counts, capacity admission, rooms that come and go; and the
+one encoding of its announcements."""
 
 from src.broker.presence import (
     Admission,
