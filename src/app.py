@@ -10,6 +10,9 @@ from typing import Any
 from lihil import Lihil, WebSocketRoute
 from lihil.config import AppConfig, OASConfig
 
+from src.broker import build_broker
+from src.broker.base import Broker
+from src.broker.metrics import BrokerMetrics
 from src.catalog.component import Catalog
 from src.compat.lihil import patch_lihil, without_builtin_pages
 from src.compat.uvicorn_log import quiet_uvicorn_log
@@ -23,9 +26,7 @@ from src.edge.routes import RouteTable
 from src.errors import install_problem_solver
 from src.metrics import Metrics
 from src.realtime.asyncapi import build_asyncapi
-from src.realtime.broker import Broker, build_broker
 from src.realtime.component import Realtime
-from src.realtime.sockets import NODE_ID
 from src.service import Service
 from src.web.component import Web
 
@@ -69,7 +70,7 @@ def _build(settings: Settings) -> tuple[Lihil, Web]:
     patch_lihil()
     install_problem_solver()
     quiet_uvicorn_log()
-    broker = build_broker(settings, NODE_ID)
+    broker = build_broker(settings)
     app: Lihil | None = None
 
     def openapi() -> Any:
@@ -87,7 +88,11 @@ def _build(settings: Settings) -> tuple[Lihil, Web]:
     components: list[Component] = [Service(), Catalog(settings), Realtime(settings, broker), web]
     database: Database | None = None
     metrics = Metrics(
-        [PoolCollector(lambda: database), *(c for comp in components for c in comp.collectors())]
+        [
+            PoolCollector(lambda: database),
+            BrokerMetrics(broker),
+            *(collector for c in components for collector in c.collectors()),
+        ]
     )
 
     async def lifespan(app: Lihil) -> AsyncGenerator[None, None]:

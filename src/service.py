@@ -7,12 +7,12 @@ import msgspec
 from lihil import Route
 from lihil.vendors import Response
 
+from src.broker.base import Broker
 from src.component import Component
 from src.db.pool import Database, ping
 from src.edge.routes import operation
 from src.errors import BrokerUnavailable, DatabaseUnavailable
 from src.metrics import CONTENT_TYPE, Metrics
-from src.realtime.broker import Broker
 
 
 class ServerTime(msgspec.Struct, frozen=True):

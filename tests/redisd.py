@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from src.realtime.embedded_redis import EmbeddedRedis
+from src.broker.embedded_redis import EmbeddedRedis
 
 
 @contextmanager

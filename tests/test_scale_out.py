@@ -13,8 +13,8 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from src.broker.embedded_redis import EmbeddedRedis
 from src.catalog import queries
-from src.realtime.embedded_redis import EmbeddedRedis
 from tests.catalog.test_feed import changes
 from tests.helpers import AUTH, LiveServer, bound_port, launch_live_server
 from tests.realtime.test_live import close_of, recv, recv_json, wait_for_count

@@ -27,15 +27,7 @@ class Message(msgspec.Struct, tag="message", tag_field="type"):
     text: str
 
 
-class PresenceEvent(msgspec.Struct, frozen=True):
-    """What a broker announces when a group's membership changes."""
-
-    users: int
-    capacity: int | None
-
-
 encode = msgspec.json.Encoder().encode
-decode_presence = msgspec.json.Decoder(PresenceEvent).decode
 
 
 class BadParameter(ValueError):

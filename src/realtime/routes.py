@@ -7,19 +7,19 @@ taken as plain strings and validated here, after accepting, so a client reads 44
 
 from lihil import WebSocketRoute
 
+from src.broker.base import Broker
+from src.broker.presence import decode_presence, presence_topic
 from src.catalog.feed import TOPIC as CATALOG
 from src.catalog.feed import CatalogFeed, ChangesPruned, FeedUnavailable
 from src.config import Settings
 from src.db.pool import Database
-from src.realtime.broker import Broker, BrokerUnavailable, presence_topic
-from src.realtime.fanout import Delivery, Registry
+from src.errors import BrokerUnavailable
 from src.realtime.protocol import (
     BadParameter,
     Close,
     Count,
     Message,
     Welcome,
-    decode_presence,
     encode,
     full_reason,
     parse_after,
@@ -27,6 +27,7 @@ from src.realtime.protocol import (
     parse_session_id,
 )
 from src.realtime.sockets import PeerDep, given_once, new_member_id
+from src.realtime.topics import Delivery, Registry
 
 COUNTER = "counter"
 BROADCAST = "broadcast"

@@ -8,8 +8,8 @@ from typing import Any
 
 import uvicorn
 
-from src.realtime.fanout import Registry
 from src.realtime.protocol import Close
+from src.realtime.topics import Registry
 
 _shutdown_tasks: set[asyncio.Task[None]] = set()
 

@@ -6,20 +6,19 @@ and closed (1000 unless closed already) once the handler returns.
 """
 
 import itertools
-import os
-import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from lihil import Ignore, use
 from lihil.vendors import WebSocket
 
+from src.broker import NODE_ID
 from src.edge.checks import repeated_parameters
-from src.realtime.fanout import Peer, Registry
+from src.realtime.peers import Peer
 from src.realtime.protocol import BadParameter
+from src.realtime.topics import Registry
 
-# Member ids are unique across processes and hosts: a random node id plus a sequence.
-NODE_ID = f"{os.getpid():x}{secrets.token_hex(3)}"
+# Member ids are unique across processes and hosts: the node id plus a sequence.
 _sequence = itertools.count(1)
 
 

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from src.broker.embedded_redis import EmbeddedRedis
+from src.broker.presence import decode_presence, presence_topic
+from src.broker.redis import Link, RedisBroker
 from src.db.embedded import free_port
 from src.errors import BrokerUnavailable
-from src.realtime.broker import presence_topic
-from src.realtime.embedded_redis import EmbeddedRedis
-from src.realtime.protocol import decode_presence
-from src.realtime.redis_broker import Link, RedisBroker
-from tests.realtime.test_broker import Inbox
+from tests.broker.test_base import Inbox
 from tests.redisd import redis_server
 
 

@@ -1,8 +1,9 @@
 """The Broker's behaviour, one suite for every implementation (memory and Redis).
 
 Each test receives a started broker from the `broker` fixture, parametrized over the
-implementations, and asserts only what the `Broker` interface promises. Each Redis broker
-works under a fresh key prefix (its keys and channels), so tests share one server.
+implementations, and asserts only what the interfaces (`PubSub`, `Presence`) promise. Each
+Redis broker works under a fresh key prefix (its keys and channels), so tests share one
+server.
 """
 
 import asyncio
@@ -11,10 +12,17 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from src.realtime.broker import Broker, MemoryBroker, presence_topic
-from src.realtime.presence import Admission, Departure
-from src.realtime.protocol import PresenceEvent, decode_presence
-from src.realtime.redis_broker import RedisBroker
+from src.broker.base import Broker
+from src.broker.memory import MemoryBroker
+from src.broker.presence import (
+    Admission,
+    Departure,
+    PresenceEvent,
+    decode_presence,
+    presence_frame,
+    presence_topic,
+)
+from src.broker.redis import RedisBroker
 
 
 def redis_broker(request: pytest.FixtureRequest) -> Broker:
@@ -103,6 +111,15 @@ async def test_presence_changes_are_announced_in_order(broker: Broker) -> None:
         PresenceEvent(1, None),
     ]
     assert await broker.count("g") == 1
+
+
+async def test_announcements_are_presence_frames(broker: Broker) -> None:
+    """Every implementation announces with the one encoder: the frames are presence_frame's."""
+    events = Inbox()
+    broker.subscribe(presence_topic("room"), events)
+    await broker.join("room", "m1", 5)
+    await broker.leave("room", "m1")
+    assert await events.until(2) == [presence_frame(1, 5), presence_frame(0, 5)]
 
 
 async def test_leaving_twice_changes_nothing_and_announces_nothing(broker: Broker) -> None:

@@ -10,15 +10,17 @@ reach every process in its order.
 Presence. This process holds the truth about its own members (group -> member ids); Redis
 holds, per group, each process's ("node's") count in a HASH, each node's lease expiry in a
 ZSET (on Redis's clock, so hosts' clocks do not matter) and the group's capacity. Every
-change is one Lua script that sweeps the nodes whose lease expired, writes this node's
-*absolute* count and renews its lease, and publishes the group's `PresenceEvent` inside the
-script when the total changed, so announcements of a group are ordered like the changes.
-JOIN admits only below the capacity, atomically across processes. A process runs its
-scripts for one group one at a time (a lock per group), so the count it writes is exact;
-writing absolute counts (not increments) means every script also heals what an outage or a
-lost Redis left wrong. A heartbeat runs SYNC for every group every third of the lease, or
-sooner when another node's lease is about to run out: leases stay fresh, and a node that
-died stops counting within its lease. A group's keys expire after two leases untouched.
+change is one Lua script (join.lua or sync.lua, beside this module) that sweeps the nodes
+whose lease expired, writes this node's *absolute* count and renews its lease, and
+publishes the group's new total inside the script when it changed, so announcements of a
+group are ordered like the changes. The script publishes two numbers; the relay makes the
+frame of them with `presence_frame`, the one encoder of presence frames. JOIN admits only
+below the capacity, atomically across processes. A process runs its scripts for one group
+one at a time (a lock per group), so the count it writes is exact; writing absolute counts
+(not increments) means every script also heals what an outage or a lost Redis left wrong.
+A heartbeat runs SYNC for every group every third of the lease, or sooner when another
+node's lease is about to run out: leases stay fresh, and a node that died stops counting
+within its lease. A group's keys expire after two leases untouched.
 
 Redis unreachable (`available` False). Publishes reach this process's subscribers only;
 joins to groups without a capacity (/counter) are admitted locally and local counts are
@@ -32,9 +34,11 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as redis
@@ -45,9 +49,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from src.broker.base import Broker, Deliver
+from src.broker.memory import LocalTopics
+from src.broker.presence import Admission, Departure, presence_frame, presence_topic
 from src.errors import BrokerUnavailable
-from src.realtime.broker import Broker, Deliver, LocalTopics, presence_frame, presence_topic
-from src.realtime.presence import Admission, Departure
 
 log = logging.getLogger("catalog.broker")
 
@@ -59,110 +64,19 @@ COMMAND_TIMEOUT = 2.0  # seconds to connect or to answer; longer counts as down
 RETRY_FIRST, RETRY_MAX = 0.05, 2.0  # reconnect backoff, seconds
 BEAT_MIN = 0.01  # never run heartbeats closer together than this (seconds)
 
-# Shared by every script. KEYS: counts (HASH node -> members), leases (ZSET node -> expiry,
-# ms on Redis's clock), capacity (STRING; '' for none). ARGV[1..3]: node, lease ms, channel.
-# Redis 6.2 refuses writes after TIME unless the script replicates its effects.
-_PRELUDE = """
-redis.replicate_commands()
-local counts, leases, cap_key = KEYS[1], KEYS[2], KEYS[3]
-local node, lease, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+# The Lua scripts, beside this file: join.lua and sync.lua start with prelude.lua.
+SCRIPTS = {"join": ("prelude", "join"), "sync": ("prelude", "sync"), "count": ("count",)}
 
-local function total()
-  local sum = 0
-  for _, n in ipairs(redis.call('HVALS', counts)) do sum = sum + tonumber(n) end
-  return sum
-end
 
-local before = total()
+@cache
+def lua_scripts() -> Mapping[str, str]:
+    """Each script's Lua source, read from the files beside this module on the first call
+    (a broker's start), then kept."""
 
-local function sweep()
-  for _, dead in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
-    redis.call('HDEL', counts, dead)
-  end
-  redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
-end
+    def read(name: str) -> str:
+        return Path(__file__).with_name(f"{name}.lua").read_text()
 
-local function write(own)
-  if own > 0 then
-    redis.call('HSET', counts, node, own)
-    redis.call('ZADD', leases, now + lease, node)
-  else
-    redis.call('HDEL', counts, node)
-    redis.call('ZREM', leases, node)
-  end
-end
-
--- Expire or forget the group, announce a changed total; returns the ms until the
--- earliest lease runs out (-1: none left).
-local function finish(users, capacity, announce)
-  if users == 0 then
-    redis.call('DEL', counts, leases, cap_key)
-  else
-    for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, 2 * lease) end
-  end
-  if users ~= before or announce then
-    if capacity == '' then capacity = 'null' end
-    redis.call('PUBLISH', channel, '{"users":' .. users .. ',"capacity":' .. capacity .. '}')
-  end
-  local first = redis.call('ZRANGE', leases, 0, 0, 'WITHSCORES')
-  if #first == 0 then return -1 end
-  return tonumber(first[2]) - now
-end
-"""
-
-# ARGV[4]: this node's members before the join; ARGV[5]: the capacity to install when the
-# group is empty (or lost its capacity): the group's as this node knows it, else the asked.
-_JOIN = (
-    _PRELUDE
-    + """
-sweep()
-local mine = tonumber(ARGV[4])
-local users = total() - tonumber(redis.call('HGET', counts, node) or '0') + mine
-local capacity = redis.call('GET', cap_key)
-if users == 0 or not capacity then
-  capacity = ARGV[5]
-  redis.call('SET', cap_key, capacity)
-end
-local admitted = 0
-if capacity == '' or users < tonumber(capacity) then admitted = 1 end
-write(mine + admitted)
-users = users + admitted
-return {admitted, users, capacity, finish(users, capacity, false)}
-"""
-)
-
-# ARGV[4]: this node's members; ARGV[5]: the group's capacity as this node knows it;
-# ARGV[6]: '1' to announce even an unchanged total.
-_SYNC = (
-    _PRELUDE
-    + """
-sweep()
-local mine = tonumber(ARGV[4])
-write(mine)
-local users = total()
-local capacity = redis.call('GET', cap_key)
-if not capacity then
-  capacity = ARGV[5]
-  if mine > 0 then redis.call('SET', cap_key, capacity) end
-end
-return {users, capacity, finish(users, capacity, ARGV[6] == '1')}
-"""
-)
-
-# Read-only: the members of nodes whose lease still runs, and the capacity.
-_COUNT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local users = 0
-local pairs_ = redis.call('HGETALL', KEYS[1])
-for i = 1, #pairs_, 2 do
-  local expiry = redis.call('ZSCORE', KEYS[2], pairs_[i])
-  if expiry and tonumber(expiry) > now then users = users + tonumber(pairs_[i + 1]) end
-end
-return {users, redis.call('GET', KEYS[3]) or ''}
-"""
+    return {script: "".join(map(read, parts)) for script, parts in SCRIPTS.items()}
 
 
 class Link(enum.Enum):
@@ -187,6 +101,12 @@ class _Group:
 
 def _capacity(raw: str) -> int | None:
     return int(raw) if raw else None
+
+
+def _announced(data: str) -> str:
+    """The frame for a script's announcement: "<users> <capacity or ''>"."""
+    users, _, capacity = data.partition(" ")
+    return presence_frame(int(users), _capacity(capacity))
 
 
 def _arg(capacity: int | None) -> str:
@@ -227,7 +147,7 @@ class RedisBroker(Broker):
             socket_connect_timeout=COMMAND_TIMEOUT,
             retry=Retry(NoBackoff(), 0),  # we reconnect ourselves, and say so once
         )
-        for name, script in (("join", _JOIN), ("sync", _SYNC), ("count", _COUNT)):
+        for name, script in lua_scripts().items():
             self._scripts[name] = self._redis.register_script(script)
         self._tasks = [
             asyncio.create_task(self._keep_connected(), name="redis-broker-link"),
@@ -404,13 +324,16 @@ class RedisBroker(Broker):
                 raise exc
 
     async def _relay(self, pubsub: PubSub) -> None:
-        skip = len(self._channels)
+        skip, presence = len(self._channels), presence_topic("")
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
             if message is None or message["type"] != "pmessage":
                 continue
             try:
-                self._topics.deliver(message["channel"][skip:], message["data"])
+                topic, frame = message["channel"][skip:], message["data"]
+                if topic.startswith(presence):  # only the scripts announce on these
+                    frame = _announced(frame)
+                self._topics.deliver(topic, frame)
             except Exception:  # a bug in a subscriber must not stop the relay
                 log.exception("delivering a frame on %s failed", message["channel"])
 

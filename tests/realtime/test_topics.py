@@ -2,52 +2,13 @@
 
 import asyncio
 from contextlib import ExitStack
-from typing import Any
 
 import pytest
 
-from src.realtime.broker import MemoryBroker
-from src.realtime.fanout import Delivery, Peer, PeerState, Registry
-
-
-class RecordingSocket:
-    """Records frames; `stuck` makes every send hang like a client that never reads."""
-
-    def __init__(self, *, stuck: bool = False) -> None:
-        self.frames: list[str] = []
-        self.closed: tuple[int, str] | None = None
-        self.stuck = stuck
-
-    async def accept(self) -> None:
-        return None
-
-    async def send(self, message: dict[str, Any]) -> None:
-        """An ASGI websocket.send; like uvicorn's, it suspends only while it cannot write."""
-        if self.stuck:
-            await asyncio.Event().wait()
-        self.frames.append(message["text"])
-        await changed()
-
-    async def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-        await changed()
-
-
-_changes: dict[asyncio.AbstractEventLoop, asyncio.Condition] = {}
-
-
-def _condition() -> asyncio.Condition:
-    return _changes.setdefault(asyncio.get_running_loop(), asyncio.Condition())
-
-
-async def changed() -> None:
-    async with _condition():
-        _condition().notify_all()
-
-
-def make_peer(ws: RecordingSocket, limit: int = 4) -> Peer:
-    sock: Any = ws
-    return Peer(sock, queue_limit=limit, max_message_bytes=1024)
+from src.broker.memory import MemoryBroker
+from src.realtime.peers import PeerState
+from src.realtime.topics import Delivery, Registry
+from tests.realtime.test_peers import GatedSocket, RecordingSocket, make_peer, until
 
 
 def make_registry(broker: MemoryBroker, window_ms: int = 0) -> Registry:
@@ -59,12 +20,6 @@ def upper(topic: str, frame: str) -> str:
 
 
 COALESCED = Delivery(coalesce=True)
-
-
-async def until(predicate: Any) -> None:
-    """Wait, without polling, until a socket change makes `predicate()` true."""
-    async with asyncio.timeout(2), _condition():
-        await _condition().wait_for(predicate)
 
 
 async def test_slow_peer_is_closed_1008_and_others_get_everything() -> None:
@@ -167,23 +122,6 @@ async def test_a_topic_is_delivered_one_way_only() -> None:
     await b.finish()
 
 
-async def test_held_peer_writes_its_first_frame_before_the_queued_ones() -> None:
-    """hold() queues frames; release(first) writes `first`, then the queue, in order."""
-    ws = RecordingSocket()
-    peer = make_peer(ws, limit=10)
-    states = []
-    peer.hold()
-    states.append(peer.state)
-    peer.send("count 2")
-    peer.release(first="welcome")
-    await until(lambda: ws.frames == ["welcome", "count 2"])
-    states.append(peer.state)
-    await peer.finish()
-    states.append(peer.state)
-    assert states == [PeerState.HELD, PeerState.OPEN, PeerState.CLOSED]
-    assert ws.closed == (1000, "")
-
-
 async def test_registry_closes_every_peer_it_tracks() -> None:
     """close_all sends each connected peer the given code; a closed peer drops new frames."""
     registry = make_registry(MemoryBroker())
@@ -216,18 +154,6 @@ async def test_writable_peers_are_written_without_a_task() -> None:
         assert all(s.frames == ["hi"] for s in sockets)  # written in the publisher's step
     for p in peers:
         await p.finish()
-
-
-class GatedSocket(RecordingSocket):
-    """A client that stops reading until `gate` is set (uvicorn's send then suspends)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.gate.wait()
-        await super().send(message)
 
 
 async def test_a_slow_reader_of_a_coalesced_topic_gets_only_the_latest_value() -> None:
@@ -265,16 +191,3 @@ async def test_a_join_storm_costs_a_small_multiple_of_the_joins_in_frames() -> N
     assert all(s.frames[0] for s in sockets)  # every newcomer got a value when it joined
     for p in peers:
         await p.finish()
-
-
-async def test_a_value_offered_while_held_goes_out_on_release() -> None:
-    """A coalesced value that arrives before the welcome is written after it, not lost."""
-    ws = RecordingSocket()
-    peer = make_peer(ws, limit=10)
-    peer.hold()
-    peer.offer({"type": "websocket.send", "text": "3"})
-    peer.release(first="welcome")
-    await until(lambda: ws.frames == ["welcome", "3"])
-    peer.offer({"type": "websocket.send", "text": "4"})  # and the next one is not stuck
-    await until(lambda: ws.frames == ["welcome", "3", "4"])
-    await peer.finish()

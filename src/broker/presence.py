@@ -1,12 +1,19 @@
-"""Presence: groups of members with counts and an optional capacity. Pure state, no I/O.
+"""Presence: groups of members with counts and an optional capacity, and how a change is
+announced. Pure state and encoding, no I/O.
 
 A group is the /counter audience or one session room. The first member of a room fixes
 its capacity; a group that empties is forgotten, so the next member creates it afresh.
 Every operation is synchronous, so in one event loop a join is atomic: a storm of joins
 can never put more members in a group than its capacity.
+
+A broker announces each change of a group on the topic `presence_topic(group)`, as a
+`PresenceEvent` encoded by `presence_frame`, the one encoder of these frames (the Redis
+broker's scripts announce two numbers, which it encodes with it).
 """
 
 from dataclasses import dataclass, field
+
+import msgspec
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,10 @@ class _Group:
     members: set[str] = field(default_factory=set)
 
 
-class Presence:
+class Groups:
+    """Every group's members and capacity (the memory broker's presence, and the pure core
+    its behaviour is tested on)."""
+
     def __init__(self) -> None:
         self._groups: dict[str, _Group] = {}
 
@@ -63,3 +73,23 @@ class Presence:
     def count(self, group: str) -> int:
         g = self._groups.get(group)
         return len(g.members) if g else 0
+
+
+class PresenceEvent(msgspec.Struct, frozen=True):
+    """What a broker announces when a group's membership changes."""
+
+    users: int
+    capacity: int | None
+
+
+def presence_topic(group: str) -> str:
+    return f"presence:{group}"
+
+
+_encode = msgspec.json.Encoder().encode
+decode_presence = msgspec.json.Decoder(PresenceEvent).decode
+
+
+def presence_frame(users: int, capacity: int | None) -> str:
+    """The frame announcing that a group now has `users` members (and this capacity)."""
+    return _encode(PresenceEvent(users=users, capacity=capacity)).decode()
