@@ -67,6 +67,17 @@ def test_pool_broker_and_feed_are_reported(client: TestClient) -> None:
     assert lag is not None and 0 <= lag < 60
 
 
+def test_process_memory_descriptors_cpu_and_gc_are_reported(client: TestClient) -> None:
+    """The official client's standard collectors: an operator sees a leak or a flood."""
+    text = client.get("/metrics").text
+    rss = sample(text, "process_resident_memory_bytes")
+    fds = sample(text, "process_open_fds")
+    assert rss is not None and rss > 10_000_000
+    assert fds is not None and fds >= 3
+    assert sample(text, "process_cpu_seconds_total") is not None
+    assert sample(text, "python_gc_collections_total", generation="0") is not None
+
+
 async def test_websocket_connections_frames_and_closes_by_endpoint(live_server: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=live_server.http) as http:
         async with websockets.connect(f"{live_server.ws}/web_socket/metrics-room") as room:

@@ -2,6 +2,7 @@
 integers, CORS, the write gate, WebSocket refusals, a client gone mid-body, and what every
 answer carries."""
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -19,6 +20,7 @@ from src.edge import Edge
 from src.edge.routes import RouteTable, operation
 from src.errors import Unauthorized
 from tests.helpers import AUTH, LiveServer, make_settings
+from tests.test_metrics import sample
 
 Message = dict[str, Any]
 App = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
@@ -369,3 +371,38 @@ async def test_a_live_server_logs_only_what_is_about_the_user(live_server: LiveS
     live_server.process.wait_for("GET /health?after-the-refusal")
     lines = live_server.process.lines
     assert not [line for line in lines if "Warning" in line or "ERROR" in line], lines
+
+
+async def test_a_client_gone_mid_body_is_counted_499_and_logged_nowhere(
+    live_server: LiveServer,
+) -> None:
+    """Over a real server: a POST whose client closes after part of its body, and one whose
+    chunk size cannot be parsed, were each a 500 with starlette's ClientDisconnect traceback
+    in the log. Now each is counted as status 499 and nothing is logged."""
+    token = AUTH["Authorization"].encode()
+    head = (
+        b"POST /products HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Authorization: " + token + b"\r\n"
+    )
+    for request in [
+        head + b'Content-Length: 200\r\n\r\n{"product_name": "half',
+        head + b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"pro\r\nzz\r\n',
+    ]:
+        _, writer = await asyncio.open_connection("127.0.0.1", live_server.port)
+        writer.write(request)
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+    async with httpx.AsyncClient(base_url=live_server.http) as client:
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:  # until the server has counted both (each scrape is a round trip)
+            text = (await client.get("/metrics")).text
+            gone = sample(
+                text, "catalog_http_requests_total", method="POST", route="/products", status="499"
+            )
+            if gone == 2.0 or asyncio.get_running_loop().time() > deadline:
+                break
+    assert gone == 2.0, text
+    assert 'status="500"' not in text
+    lines = live_server.process.lines
+    assert not [line for line in lines if "ERROR" in line or "Traceback" in line], lines
