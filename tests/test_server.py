@@ -2,11 +2,13 @@
 never delay anyone else; a flood beyond MAX_CONNECTIONS closes the oldest idle sockets.
 
 End to end against a real `uvicorn src.main:app --http src.server:HttpProtocol`; the pure
-parts (the gate, the cap) without sockets. `SLOW_CLIENTS=5000` runs the flood test with
-thousands of stalled connections instead of 300.
+parts (the gate, the cap, the framing rules, the problems) without sockets. Bounded heads,
+timed bodies and framing end to end: tests/test_framing.py. `SLOW_CLIENTS=5000` runs the
+flood test with thousands of stalled connections instead of 300.
 """
 
 import asyncio
+import json
 import os
 import resource
 import signal
@@ -19,7 +21,20 @@ import pytest
 import websockets
 
 from src.config import ConfigError
-from src.server import FD_RESERVE, Gate, connection_cap, raise_open_files_limit
+from src.logs import SECURITY_HEADERS
+from src.server import (
+    BAD_REQUEST,
+    FD_RESERVE,
+    HEADERS_TOO_LARGE,
+    NOT_IMPLEMENTED,
+    Gate,
+    Refusal,
+    check_head,
+    connection_cap,
+    problem_answer,
+    raise_open_files_limit,
+    unparseable,
+)
 from tests.helpers import LiveServer, Process, make_settings, start_live_server
 
 HEADER_TIMEOUT_S = 2.0
@@ -102,6 +117,9 @@ async def test_a_half_sent_head_is_closed_with_408_within_the_timeout(serve: Ser
     assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert b"connection: close\r\n" in answer
     assert HEADER_TIMEOUT_S - 0.5 < waited < HEADER_TIMEOUT_S + SLACK_S
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"\r\ncontent-type: application/problem+json\r\n" in head  # not text/plain
+    assert json.loads(body)["type"] == "request-timeout"
 
 
 async def test_a_connection_that_sends_nothing_is_closed_silently_within_the_timeout(
@@ -295,3 +313,98 @@ def test_header_timeout_must_be_positive() -> None:
     """HEADER_TIMEOUT_S=0 would drop every connection: refused at start-up."""
     with pytest.raises(ConfigError, match="HEADER_TIMEOUT_S"):
         make_settings(HEADER_TIMEOUT_S="0")
+
+
+def test_gate_gives_up_on_bodies_late_by_the_body_timeout() -> None:
+    """Bodies have their own wait and timeout; heads are not affected by them."""
+    gate: Gate[str] = Gate(header_timeout_s=10, body_timeout_s=2)
+    gate.bodies.start("a", 0)
+    gate.bodies.start("b", 1)
+    gate.bodies.stop("a")  # its body arrived
+    assert gate.bodies.expired(now=2.9) == []
+    assert gate.bodies.expired(now=3) == ["b"]
+    assert gate.expired(now=100) == []
+    assert gate.sweep_interval_s == 0.2
+
+
+def test_gate_closes_an_answered_lingering_connection_first_over_the_cap() -> None:
+    """A connection that was answered and waits for its client to close goes before an
+    idle one; a connection that is gone waits for nothing."""
+    gate: Gate[str] = Gate(max_connections=2)
+    gate.waiting("idle", 0)
+    gate.waiting("gone", 1)
+    gate.lingering.start("answered", 2)
+    gate.forget("gone")
+    assert gate.victim(open_connections=3) == "answered"
+    assert gate.victim(open_connections=3) == "idle"
+    assert gate.victim(open_connections=3) is None
+
+
+HOSTS = frozenset({"127.0.0.1", "::1"})
+HOST = [(b"host", b"127.0.0.1")]
+
+
+def refused(version: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> object:
+    """The kind of answer `check_head` gives (None: served)."""
+    refusal = check_head(version, target, headers, HOSTS)
+    return refusal and refusal.error
+
+
+def test_check_head_wants_exactly_one_host_on_http_1_1() -> None:
+    """RFC 9112 3.2: none is 400 on HTTP/1.1 (HTTP/1.0 may omit it), two are 400."""
+    assert refused("1.1", b"/health", HOST) is None
+    assert refused("1.0", b"/health", []) is None
+    assert refused("1.1", b"/health", []) is BAD_REQUEST
+    assert refused("1.0", b"/health", HOST * 2) is BAD_REQUEST
+
+
+def test_check_head_implements_transfer_encoding_chunked_only() -> None:
+    """Exactly `chunked`, in any case and with spaces around, in one field."""
+    assert refused("1.1", b"/", [*HOST, (b"transfer-encoding", b" Chunked ")]) is None
+    for codings in ([b"gzip, chunked"], [b"identity"], [b"chunked", b"chunked"]):
+        fields = [(b"transfer-encoding", coding) for coding in codings]
+        assert refused("1.1", b"/", HOST + fields) is NOT_IMPLEMENTED, codings
+    assert unparseable("Invalid `Transfer-Encoding` header value").error is NOT_IMPLEMENTED
+    assert unparseable("Request has invalid `Transfer-Encoding`").error is NOT_IMPLEMENTED
+    assert unparseable("Invalid method encountered").error is BAD_REQUEST
+    smuggling = "Content-Length can't be present with Transfer-Encoding"
+    assert unparseable(smuggling).error is BAD_REQUEST
+
+
+def test_check_head_serves_an_absolute_target_only_for_an_allowed_host() -> None:
+    """The authority's host (any port, IPv6 unbracketed, any case) must be allowed; `*`
+    allows any; other forms, other schemes, user info or no path are 400."""
+    for target in (b"http://127.0.0.1:8000/health", b"HTTPS://[::1]/x?y=1", b"*"):
+        assert refused("1.1", target, HOST) is None, target
+    for target in (
+        b"http://evil.example/brands/1",
+        b"ftp://127.0.0.1/x",
+        b"http://user@127.0.0.1/x",
+        b"http://127.0.0.1",
+        b"127.0.0.1:443",
+        b"health",
+    ):
+        assert refused("1.1", target, HOST) is BAD_REQUEST, target
+    assert check_head("1.1", b"http://evil.example/", HOST, frozenset({"*"})) is None
+
+
+def test_a_problem_answer_is_rfc_9457_and_closes_the_connection() -> None:
+    """Status line, uvicorn's headers, the security headers, a problem body."""
+    answer = problem_answer(
+        Refusal(HEADERS_TOO_LARGE, "too big"), [(b"server", b"uvicorn"), (b"date", b"today")]
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.split(b"\r\n")
+    assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
+    fields = dict(line.split(b": ", 1) for line in lines)
+    assert fields[b"content-type"] == b"application/problem+json"
+    assert fields[b"connection"] == b"close"
+    assert fields[b"server"] == b"uvicorn" and fields[b"date"] == b"today"
+    assert all(fields[name] == value for name, value in SECURITY_HEADERS)
+    assert int(fields[b"content-length"]) == len(body)
+    assert json.loads(body) == {
+        "type": "header-fields-too-large",
+        "title": "Request header fields too large",
+        "status": 431,
+        "detail": "too big",
+    }

@@ -1,0 +1,290 @@
+"""uvicorn: its httptools protocol opened up by named hooks (UVICORN TRAPs).
+
+`src.server.HttpProtocol` must see a request head as it arrives (to refuse it before uvicorn
+has read all of it), know when a connection waits for a head or a body, and answer or close
+a connection itself. uvicorn 0.54's `HttpToolsProtocol` has no interface for any of that:
+its parser callbacks, `parser`, `url`, `headers`, `cycle`, `pipeline`,
+`timeout_keep_alive_task`, `server_state.default_headers` and `server_state.connections` are
+private. `HookedHttpToolsProtocol` is the one place that touches them. It calls hooks, which
+do nothing here and which a subclass overrides:
+
+    accepted()                  the connection is open and counted in `open_connections`
+    head_begun()                the first byte of a request line was parsed
+    url_received(part)          a piece of the request target (a long one comes in pieces)
+    header_received(n, v)       one header field line, whole (httptools gathers it first)
+    head_received(method, version, target, headers)
+                                the head is complete; uvicorn has not seen it yet
+    body_awaited()              the app runs the request and its body is still to come
+    body_received()             the request is read to its end (body included, if any)
+    head_awaited()              a response is complete; the connection idles for a head
+    unparseable(reason)         httptools refused the bytes (a malformed request)
+    upgrade_refused(target, headers)
+                                a WebSocket handshake is about to be handed over
+    upgraded()                  it was: the socket belongs to the WebSocket protocol now
+    lingering()                 an answer was sent and the write side shut: the connection
+                                waits for the client to close (see `answer_and_close`)
+    lost()                      the connection is closed
+
+A hook that returns bytes refuses the request with them: the whole raw answer, or b"" to
+close without one. The services a subclass uses instead of uvicorn's attributes are
+`event_loop`, `default_headers`, `open_connections`, `uncount`, `answering`,
+`response_started`, `finished`, `answer_and_close` and `close`.
+
+Nothing happens at import: this only defines a class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+PACKAGE = "uvicorn"
+WRITTEN_FOR = "0.54.0"
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop httptools; the answer is kept on the protocol."""
+
+
+class HookedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with hooks at each step of a request (no-ops here)."""
+
+    _refusal: bytes | None = None  # the answer a hook gave while httptools was parsing
+    _finished = False  # answered, closed or handed over: nothing more is read or served
+
+    # -- hooks (override them) -----------------------------------------------------------
+
+    def accepted(self) -> None:
+        """The connection is open."""
+
+    def head_begun(self) -> None:
+        """The first byte of a request line was parsed."""
+
+    def url_received(self, part: bytes) -> bytes | None:
+        """A piece of the request target; bytes to refuse the request."""
+        return None
+
+    def header_received(self, name: bytes, value: bytes) -> bytes | None:
+        """One header field line, as sent; bytes to refuse the request."""
+        return None
+
+    def head_received(
+        self, method: bytes, version: str, target: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> bytes | None:
+        """The whole head (header names in lower case); bytes to refuse the request."""
+        return None
+
+    def body_awaited(self) -> None:
+        """The app runs the request; its body (if any) is still to come."""
+
+    def body_received(self) -> None:
+        """The request has been read to its end."""
+
+    def head_awaited(self) -> None:
+        """A response is complete and the connection idles, waiting for the next head."""
+
+    def unparseable(self, reason: str) -> bytes:
+        """The answer to bytes httptools refused (`reason` is its own short phrase)."""
+        return b""
+
+    def upgrade_refused(
+        self, target: bytes, headers: Iterable[tuple[bytes, bytes]]
+    ) -> bytes | None:
+        """A WebSocket handshake about to be handed over; bytes to refuse it instead."""
+        return None
+
+    def upgraded(self) -> None:
+        """The socket was handed over to the WebSocket protocol."""
+
+    def lingering(self) -> None:
+        """An answer was sent and the write side shut; `close()` ends the wait."""
+
+    def lost(self) -> None:
+        """The connection is closed."""
+
+    # -- services ------------------------------------------------------------------------
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        return self.loop
+
+    @property
+    def default_headers(self) -> list[tuple[bytes, bytes]]:
+        """uvicorn's headers for every response (`server`, `date`), kept up to date."""
+        return self.server_state.default_headers
+
+    @property
+    def open_connections(self) -> int:
+        """Connections this process's server counts as open (HTTP and WebSocket)."""
+        return len(self.connections)
+
+    def uncount(self) -> None:
+        """No longer count this connection as open (it is on its way out)."""
+        self.connections.discard(self)
+
+    @property
+    def answering(self) -> bool:
+        """A request on this connection has no complete response yet (the app runs it, or it
+        waits for its body): an answer written now would be read as that request's."""
+        return self.cycle is not None and not self.cycle.response_complete
+
+    @property
+    def response_started(self) -> bool:
+        """The app has started (or sent) its response to the request being read."""
+        return self.cycle is not None and self.cycle.response_started
+
+    @property
+    def finished(self) -> bool:
+        """Answered, closed or handed over: nothing more is read or served here."""
+        return self._finished or self.transport.is_closing()
+
+    def answer_and_close(self, answer: bytes, *, linger: bool = True) -> None:
+        """Write `answer` (raw bytes, b"" for none) and close. The request the app may be
+        running sees a disconnect and its response is dropped.
+
+        With `linger`, the write side is shut after the answer and the connection reads
+        (and discards) until the client closes, then `lingering()` is called: closing a
+        socket that still has unread input resets it, and a reset can destroy the answer
+        before the client reads it (a client still sending a large head, for one)."""
+        if self.finished:
+            return
+        if not answer:
+            self.close()
+            return
+        self._finishing()
+        self.transport.write(answer)
+        if not linger or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.flow.resume_reading()  # so the client's close (or more input) is seen
+        self.lingering()
+
+    def close(self) -> None:
+        """Close now, without an answer (also one that lingers after its answer)."""
+        if not self.transport.is_closing():
+            self._finishing()
+            self.transport.close()
+
+    def _finishing(self) -> None:
+        self._finished = True
+        self._unset_keepalive_if_required()
+        self._unlink()
+        # What connection_lost does, early: the app's receive() returns http.disconnect and
+        # its send() becomes a no-op, so it never writes after the answer (after write_eof,
+        # uvloop raises on a write) nor sends `100 Continue`.
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True
+            cycle.waiting_for_100_continue = False
+            cycle.message_event.set()
+
+    # -- uvicorn's protocol, calling the hooks -------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.accepted()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finished = True
+        super().connection_lost(exc)
+        self._unlink()  # uvicorn 0.54 does it too; this keeps it so
+        self.lost()
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's own, except for the answer to an unparseable or refused request, and
+        # for what arrives after an answer (discarded).
+        if self._finished:
+            return
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError as exc:
+            answer, self._refusal = self._refusal, None
+            if answer is None:
+                answer = self.unparseable(self._reason(exc))
+            self.answer_and_close(answer)
+
+    def _reason(self, exc: httptools.HttpParserError) -> str:
+        """httptools's phrase for what it refused; a failure in a callback (uvicorn's or a
+        hook's) that is not a parse error is a bug, logged with its traceback."""
+        if not isinstance(exc, httptools.HttpParserCallbackError):
+            self.logger.warning("Invalid HTTP request received.")  # as uvicorn logs it
+            return str(exc)
+        cause = exc.__context__
+        if not isinstance(cause, httptools.HttpParserError):
+            self.logger.error("Error while reading a request head", exc_info=cause)
+        return "the request head could not be read"
+
+    def _refuse(self, answer: bytes) -> None:
+        self._refusal = answer
+        raise _Refused  # httptools stops and raises HttpParserCallbackError in feed_data
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.head_begun()
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if (answer := self.url_received(url)) is not None:
+            self._refuse(answer)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        if (answer := self.header_received(name, value)) is not None:
+            self._refuse(answer)
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        answer = self.head_received(
+            parser.get_method(), parser.get_http_version(), self.url, self.headers
+        )
+        if answer is not None:
+            self._refuse(answer)
+        earlier = self.cycle
+        super().on_headers_complete()
+        cycle = self.cycle
+        # A new cycle that uvicorn started at once (not queued behind a pipelined request
+        # still answering, nor a WebSocket upgrade, which makes no cycle).
+        if cycle is not earlier and not (self.pipeline and self.pipeline[0][0] is cycle):
+            self.body_awaited()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.body_received()
+
+    def on_response_complete(self) -> None:
+        queued = len(self.pipeline)
+        following = self.pipeline[-1][0] if queued else None  # the next one uvicorn starts
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # uvicorn idles for the next head
+            self.head_awaited()
+        elif following is not None and len(self.pipeline) < queued and following.more_body:
+            self.body_awaited()  # a pipelined request started, its body still to come
+
+    def handle_websocket_upgrade(self) -> None:
+        if (answer := self.upgrade_refused(self.url, self.scope["headers"])) is not None:
+            self.answer_and_close(answer)
+            return
+        super().handle_websocket_upgrade()
+        self._finished = True
+        self._unlink()
+        self.upgraded()
+
+    def _unlink(self) -> None:
+        """UVICORN TRAP (a reference cycle per connection): the httptools parser holds this
+        protocol's bound callbacks and the protocol holds the parser, so every connection
+        (and every upgraded WebSocket's HTTP half) left a cycle with its transport behind,
+        freed only by a full garbage collection, which the served process makes rare
+        (src.app.tune_gc): a soak of 8,000 WebSocket cycles grew the process by 23 MB.
+        Dropping the parser once the protocol is done with it breaks the cycle (on an
+        upgrade, after an answer, and when the connection is lost)."""
+        self.parser = None  # type: ignore[assignment]
