@@ -15,7 +15,7 @@ from src.broker.base import Broker
 from src.broker.metrics import BrokerMetrics
 from src.catalog.component import Catalog
 from src.compat.lihil import patch_lihil, without_builtin_pages
-from src.compat.uvicorn_log import quiet_uvicorn_log
+from src.compat.uvicorn import quiet_uvicorn_log
 from src.component import Component
 from src.config import Settings, load_settings
 from src.db.pool import Database, PoolCollector, database_not_ready, open_pool

@@ -30,15 +30,23 @@ close without one. The services a subclass uses instead of uvicorn's attributes 
 `event_loop`, `default_headers`, `open_connections`, `uncount`, `answering`,
 `response_started`, `finished`, `answer_and_close` and `close`.
 
-Nothing happens at import: this only defines a class.
+Also here: uvicorn's error log (two lines it logs that are not the server's errors,
+`quiet_uvicorn_log`), and the running server behind a signal handler (`server_of`,
+`drop_connections`), for a graceful stop (src.realtime.shutdown).
+
+Nothing happens at import: this only defines a class and functions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
+from contextvars import ContextVar
+from typing import Any
 
 import httptools
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 PACKAGE = "uvicorn"
@@ -288,3 +296,49 @@ class HookedHttpToolsProtocol(HttpToolsProtocol):
         Dropping the parser once the protocol is done with it breaks the cycle (on an
         upgrade, after an answer, and when the connection is lost)."""
         self.parser = None  # type: ignore[assignment]
+
+
+# UVICORN TRAP: after a handshake denial (an HTTP response instead of accept) uvicorn 0.54
+# still logs "ERROR: ASGI callable returned without completing handshake." for every
+# refused client. uvicorn logs it from the task that ran the app, so a context variable the
+# edge sets there tells this filter that the denial was ours and on purpose; the same line
+# for a handler that forgot to accept still shows.
+_denied: ContextVar[bool] = ContextVar("websocket_denied", default=False)
+
+
+def denied_on_purpose() -> None:
+    """The edge refuses this task's handshake on purpose: uvicorn's complaint is not logged."""
+    _denied.set(True)
+
+
+class _QuietFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() == "Invalid UTF-8 sequence received from client.":
+            # UVICORN TRAP (a client's bad bytes logged as a server error): a fragmented text
+            # message that is not UTF-8 is closed 1007, as it should be, but logged at ERROR
+            # with a traceback. It is the client's fault: one warning line, no traceback.
+            record.levelno, record.levelname, record.exc_info = logging.WARNING, "WARNING", None
+            return True
+        return not (_denied.get() and record.getMessage().startswith("ASGI callable returned"))
+
+
+def quiet_uvicorn_log() -> None:
+    """Installs the filter above on uvicorn's error logger (idempotent)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietFilter) for f in logger.filters):
+        logger.addFilter(_QuietFilter())
+
+
+def server_of(signal_handler: Any) -> uvicorn.Server | None:
+    """The uvicorn server whose signal handler this is (uvicorn installs a bound method of
+    its Server before the lifespan starts), or None."""
+    server = getattr(signal_handler, "__self__", None)
+    return server if isinstance(server, uvicorn.Server) else None
+
+
+def drop_connections(server: uvicorn.Server) -> None:
+    """Abort every open connection of the server now (`server_state` is private)."""
+    for connection in tuple(server.server_state.connections):
+        transport = getattr(connection, "transport", None)
+        if isinstance(transport, asyncio.Transport):
+            transport.abort()

@@ -35,7 +35,7 @@ from starlette.requests import ClientDisconnect
 
 from src.asgi import ASGIApp, Scope
 from src.auth import verify
-from src.compat.uvicorn_log import denied_on_purpose
+from src.compat.uvicorn import denied_on_purpose
 from src.config import Settings
 from src.edge.checks import INTEGER_MESSAGE, Hosts, canonical_int, is_json, query_pairs, repeated
 from src.edge.etag import MAX_TAGGED_BYTES, etag_of, none_match

@@ -6,8 +6,7 @@ import signal
 import threading
 from typing import Any
 
-import uvicorn
-
+from src.compat.uvicorn import drop_connections, server_of
 from src.realtime.protocol import Close
 from src.realtime.topics import Registry
 
@@ -28,8 +27,9 @@ def close_peers_on_signals(registry: Registry) -> None:
     `yield`, and asyncio's `shutdown_asyncgens` then closes lihil's wrapper and our
     generator at once ("aclose(): asynchronous generator is already running"). So uvicorn
     is told of one signal per stop, never two: a repeated signal hurries the stop here by
-    dropping the open connections (see `_hurry`), and uvicorn then runs the lifespan's
-    shutdown as usual. A third signal is passed on: uvicorn's force quit, for a stop that
+    dropping the open connections (their handlers see the disconnect and return; a request
+    still running finishes or is cancelled by uvicorn's `timeout_graceful_shutdown`), and
+    uvicorn then runs the lifespan's shutdown as usual. A third signal is passed on: uvicorn's force quit, for a stop that
     hangs in the app's own shutdown.
     """
     if threading.current_thread() is not threading.main_thread():
@@ -48,9 +48,9 @@ def close_peers_on_signals(registry: Registry) -> None:
 
     async def hurry(signum: int, frame: Any, previous: Any) -> None:
         await told_uvicorn.wait()  # the first signal's stop is under way
-        server = getattr(previous, "__self__", None)
-        if isinstance(server, uvicorn.Server):
-            _hurry(server)
+        server = server_of(previous)
+        if server is not None:
+            drop_connections(server)  # their clients were told 1001 already
         elif callable(previous):
             previous(signum, frame)
 
@@ -75,14 +75,3 @@ def close_peers_on_signals(registry: Registry) -> None:
             loop.call_soon_threadsafe(begin)
 
         signal.signal(sig, handler)
-
-
-def _hurry(server: uvicorn.Server) -> None:
-    """End uvicorn's wait for open connections now: drop them (their clients were told
-    1001 already). Their handlers see the disconnect and return; a request still running
-    finishes, or is cancelled by uvicorn's `timeout_graceful_shutdown`; the lifespan's
-    shutdown then runs as on any stop."""
-    for connection in tuple(server.server_state.connections):
-        transport = getattr(connection, "transport", None)
-        if isinstance(transport, asyncio.Transport):
-            transport.abort()
