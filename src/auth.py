@@ -2,7 +2,7 @@
 required, `aud` equal to JWT_AUDIENCE. Reads and listening need no token.
 
 LIHIL TRAP (the JWT plugin issues tokens without `exp`, and a missing header is a 422):
-tokens are minted and checked here with PyJWT, and `src.edge.RequestGate` asks for them.
+tokens are minted and checked here with PyJWT, and the edge (`src.edge`) asks writes for them.
 """
 
 import secrets

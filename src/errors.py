@@ -9,8 +9,8 @@
     │   ├── UnknownBrand         409  a write names a brand_id that does not exist
     │   ├── Unauthorized         401  a catalog write without a valid token (`src.auth`)
     │   ├── TooManyRequests      429  writes over WRITE_RATE_PER_MIN (`src.limits`)
-    │   ├── BodyTooLarge         413  a body over MAX_BODY_BYTES (`src.edge.RequestGate`)
-    │   ├── UnsupportedMediaType 415  a body not declared as JSON (`src.edge.RequestGate`)
+    │   ├── BodyTooLarge         413  a body over MAX_BODY_BYTES (the edge)
+    │   ├── UnsupportedMediaType 415  a body not declared as JSON (the edge)
     │   ├── InvalidRequest       422  bad input (lihil's InvalidRequestErrors, translated)
     │   ├── ClientGone           499  the client left mid-request (starlette's
     │                                 ClientDisconnect, translated): counted, never logged

@@ -1,6 +1,6 @@
 """Log lines and request ids (API.md "Metrics and logs").
 
-Every HTTP response carries `X-Request-ID`: the client's own when it sent a sane one (1 to
+Every HTTP response carries `X-Request-ID` (the edge sets it): the client's own when it sent a sane one (1 to
 128 of `A-Za-z0-9._-`), else a new one. The id lives in a context variable for the length
 of the request, and a logging filter adds it to every line logged meanwhile: ours,
 lihil's, and uvicorn's access line (uvicorn logs it from the request's own task). With
@@ -17,8 +17,6 @@ from contextvars import ContextVar
 from typing import Any
 
 from uvicorn.logging import DefaultFormatter
-
-from src.asgi import ASGIApp, Scope
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # A new id: this process's random half and a sequence (32 hex digits, unique across
@@ -39,34 +37,6 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 ]
-
-
-class ResponseHeaders:
-    """Outermost: gives the request its id and every response its id and security headers."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        sent = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-        rid = sent.decode("latin-1") if SANE_ID.fullmatch(sent.decode("latin-1")) else ""
-        rid = rid or new_request_id()
-        token = request_id.set(rid)
-
-        async def _send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", ()) if k != b"x-request-id"]
-                headers += [(b"x-request-id", rid.encode()), *SECURITY_HEADERS]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, _send)
-        finally:
-            request_id.reset(token)
 
 
 class RequestIdFilter(logging.Filter):

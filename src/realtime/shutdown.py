@@ -29,8 +29,8 @@ def close_peers_on_signals(registry: Registry) -> None:
     is told of one signal per stop, never two: a repeated signal hurries the stop here by
     dropping the open connections (their handlers see the disconnect and return; a request
     still running finishes or is cancelled by uvicorn's `timeout_graceful_shutdown`), and
-    uvicorn then runs the lifespan's shutdown as usual. A third signal is passed on: uvicorn's force quit, for a stop that
-    hangs in the app's own shutdown.
+    uvicorn then runs the lifespan's shutdown as usual. A third signal is passed on:
+    uvicorn's force quit, for a stop that hangs in the app's own shutdown.
     """
     if threading.current_thread() is not threading.main_thread():
         return  # TestClient runs the app in a thread; the lifespan's close_all covers it
