@@ -1,10 +1,10 @@
 """Log lines and request ids (API.md "Metrics and logs").
 
-Every HTTP response carries `X-Request-ID` (the edge sets it): the client's own when it sent a sane one (1 to
-128 of `A-Za-z0-9._-`), else a new one. The id lives in a context variable for the length
-of the request, and a logging filter adds it to every line logged meanwhile: ours,
-lihil's, and uvicorn's access line (uvicorn logs it from the request's own task). With
-LOG_FORMAT=json each line is one JSON object.
+Every HTTP response carries `X-Request-ID` (set by the edge): the client's own when it sent
+a sane one (1 to 128 of `A-Za-z0-9._-`), else a new one. The id lives in a context
+variable for the length of the request, and a logging filter adds it to every line logged
+meanwhile: ours, lihil's, and uvicorn's access line (uvicorn logs it from the request's
+own task). With LOG_FORMAT=json each line is one JSON object.
 """
 
 import itertools
