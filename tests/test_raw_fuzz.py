@@ -646,9 +646,11 @@ async def send_http(case: HttpCase, port: int) -> Answer:
 def check_http(case: HttpCase, answer: Answer) -> list[str]:
     """What an answer breaks of the contract."""
     problems = []
+    # A request line over MAX_HEADER_BYTES (16 KiB) is 414 before anything reads it.
+    too_long = answer.status == 414 and len(case.target) + 16 > 16 * 1024
     if answer.status >= 500:
         problems.append(f"answered {answer.status} {answer.body[:300]!r}")
-    elif answer.status not in case.expect:
+    elif answer.status not in case.expect and not too_long:
         problems.append(
             f"answered {answer.status} (expected {sorted(case.expect)}) {answer.body[:300]!r}"
         )
