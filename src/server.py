@@ -20,12 +20,12 @@ every use of uvicorn's private parts) plus:
 - **A deadline on every request body.** Once a head is complete, the body must have arrived
   within BODY_TIMEOUT_S: otherwise a 408 problem and close (just a close when the app has
   already answered without reading the body).
-- **HTTP/1.1 framing by the book (RFC 9112).** An HTTP/1.1 request without `Host`, or any
-  request with two, is 400; a `Transfer-Encoding` other than exactly `chunked` is 501 (with
-  a `Content-Length` beside it, 400 from the parser); an absolute-form target
-  (`GET http://host/path`) is served only when its host is in ALLOWED_HOSTS (`*`: any),
-  and a target in no form this server serves (authority-form, a CONNECT) is 400. Whether
-  the `Host` header names an allowed host is the app's edge's check (`src.edge`).
+- **HTTP/1.1 framing by the book (RFC 9112).** A `Transfer-Encoding` other than exactly
+  `chunked` is 501 (with a `Content-Length` beside it, 400 from the parser); an
+  absolute-form target (`GET http://host/path`) is served only when its host is in
+  ALLOWED_HOSTS (`*`: any), and a target in no form this server serves (authority-form, a
+  CONNECT) is 400. The `Host` header (exactly one, naming an allowed host) is the app's
+  edge's check (`src.edge`), so plain uvicorn and tests in-process apply it too.
 - **Problems for protocol errors.** Every answer given here (400 for bytes httptools cannot
   parse, 408, 414, 431, 501) is `application/problem+json` (RFC 9457, `src.errors.Problem`)
   with `connection: close`, uvicorn's `server` and `date` and the app's security headers
@@ -202,24 +202,13 @@ def unparseable(reason: str) -> Refusal:
 
 
 def check_head(
-    version: str,
     target: bytes,
     headers: Iterable[tuple[bytes, bytes]],
     allowed_hosts: frozenset[str],
 ) -> Refusal | None:
     """What RFC 9112 makes of a complete head, before the app sees it (None: serve it).
     `headers` have lower-case names; `allowed_hosts` as `Settings.allowed_hosts`."""
-    hosts = 0
-    codings: list[bytes] = []
-    for name, value in headers:
-        if name == b"host":
-            hosts += 1
-        elif name == b"transfer-encoding":
-            codings.append(value)
-    if hosts > 1:
-        return Refusal(BAD_REQUEST, "the request has more than one Host header")
-    if not hosts and version == "1.1":
-        return Refusal(BAD_REQUEST, "an HTTP/1.1 request needs a Host header")
+    codings = [value for name, value in headers if name == b"transfer-encoding"]
     if codings and (len(codings) > 1 or codings[0].strip(b" \t").lower() != b"chunked"):
         return Refusal(NOT_IMPLEMENTED, "only Transfer-Encoding: chunked is implemented")
     if target[:1] == b"/" or target == b"*":  # origin-form, asterisk-form
@@ -530,7 +519,7 @@ class HttpProtocol(HookedHttpToolsProtocol):
             > self._limits.max_header_bytes
         ):
             return self._refusing(self._too_large())
-        if refusal := check_head(version, target, headers, self._limits.allowed_hosts):
+        if refusal := check_head(target, headers, self._limits.allowed_hosts):
             return self._refusing(refusal)
         self._heads += 1
         self._unparsed_bytes = 0

@@ -203,7 +203,7 @@ async def test_a_websocket_handshake_over_the_head_limits_is_a_problem(
 async def test_a_request_without_host_or_with_two_is_a_400_problem(
     server: LiveServer, request_: bytes
 ) -> None:
-    """RFC 9112 3.2: an HTTP/1.1 request needs exactly one Host."""
+    """RFC 9112 3.2: a request needs exactly one Host (the edge's check, as served)."""
     assert_problem(await exchange(server, request_), 400, "bad-request")
 
 

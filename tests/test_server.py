@@ -344,26 +344,18 @@ HOSTS = frozenset({"127.0.0.1", "::1"})
 HOST = [(b"host", b"127.0.0.1")]
 
 
-def refused(version: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> object:
+def refused(target: bytes, headers: list[tuple[bytes, bytes]]) -> object:
     """The kind of answer `check_head` gives (None: served)."""
-    refusal = check_head(version, target, headers, HOSTS)
+    refusal = check_head(target, headers, HOSTS)
     return refusal and refusal.error
-
-
-def test_check_head_wants_exactly_one_host_on_http_1_1() -> None:
-    """RFC 9112 3.2: none is 400 on HTTP/1.1 (HTTP/1.0 may omit it), two are 400."""
-    assert refused("1.1", b"/health", HOST) is None
-    assert refused("1.0", b"/health", []) is None
-    assert refused("1.1", b"/health", []) is BAD_REQUEST
-    assert refused("1.0", b"/health", HOST * 2) is BAD_REQUEST
 
 
 def test_check_head_implements_transfer_encoding_chunked_only() -> None:
     """Exactly `chunked`, in any case and with spaces around, in one field."""
-    assert refused("1.1", b"/", [*HOST, (b"transfer-encoding", b" Chunked ")]) is None
+    assert refused(b"/", [*HOST, (b"transfer-encoding", b" Chunked ")]) is None
     for codings in ([b"gzip, chunked"], [b"identity"], [b"chunked", b"chunked"]):
         fields = [(b"transfer-encoding", coding) for coding in codings]
-        assert refused("1.1", b"/", HOST + fields) is NOT_IMPLEMENTED, codings
+        assert refused(b"/", HOST + fields) is NOT_IMPLEMENTED, codings
     assert unparseable("Invalid `Transfer-Encoding` header value").error is NOT_IMPLEMENTED
     assert unparseable("Request has invalid `Transfer-Encoding`").error is NOT_IMPLEMENTED
     assert unparseable("Invalid method encountered").error is BAD_REQUEST
@@ -375,7 +367,7 @@ def test_check_head_serves_an_absolute_target_only_for_an_allowed_host() -> None
     """The authority's host (any port, IPv6 unbracketed, any case) must be allowed; `*`
     allows any; other forms, other schemes, user info or no path are 400."""
     for target in (b"http://127.0.0.1:8000/health", b"HTTPS://[::1]/x?y=1", b"*"):
-        assert refused("1.1", target, HOST) is None, target
+        assert refused(target, HOST) is None, target
     for target in (
         b"http://evil.example/brands/1",
         b"ftp://127.0.0.1/x",
@@ -384,8 +376,8 @@ def test_check_head_serves_an_absolute_target_only_for_an_allowed_host() -> None
         b"127.0.0.1:443",
         b"health",
     ):
-        assert refused("1.1", target, HOST) is BAD_REQUEST, target
-    assert check_head("1.1", b"http://evil.example/", HOST, frozenset({"*"})) is None
+        assert refused(target, HOST) is BAD_REQUEST, target
+    assert check_head(b"http://evil.example/", HOST, frozenset({"*"})) is None
 
 
 def test_a_problem_answer_is_rfc_9457_and_closes_the_connection() -> None:
