@@ -9,19 +9,21 @@ broker, the feed), so the WebSocket fan-out pays nothing per frame but an intege
 increment. Each process has its own numbers (with several workers, scrape each).
 """
 
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from itertools import accumulate
 from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client import Counter as PromCounter
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -29,42 +31,65 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 
 class Metrics:
     """One app's metrics: its own registry (several apps in one test process never share
-    numbers), the HTTP counters, the standard process collectors, and the components'."""
+    numbers), the HTTP requests, the standard process collectors, and the components'."""
 
     def __init__(self, collectors: Iterable[Collector] = ()) -> None:
         self.prometheus = CollectorRegistry()
-        self.requests = PromCounter(
-            "catalog_http_requests_total",
-            "HTTP requests answered, by method, route template and status.",
-            ["method", "route", "status"],
-            registry=self.prometheus,
-        )
-        self.duration = Histogram(
-            "catalog_http_request_duration_seconds",
-            "Seconds from a request's arrival to the end of its response.",
-            ["method", "route"],
-            buckets=BUCKETS,
-            registry=self.prometheus,
-        )
+        self.requests = RequestStats()
+        self.prometheus.register(self.requests)
         # process_resident_memory_bytes, process_open_fds, process_cpu_seconds_total, ...,
         # python_info and python_gc_*: the client's standard collectors, in this registry.
         ProcessCollector(registry=self.prometheus)
         PlatformCollector(registry=self.prometheus)
         GCCollector(registry=self.prometheus)
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         for collector in collectors:
             self.prometheus.register(collector)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:  # labels() per request costs a lock and a tuple: done once
-            children = self._children[key] = (
-                self.requests.labels(method, route, str(status)),
-                self.duration.labels(method, route),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
+        self.requests.observe(method, route, status, seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.prometheus)
+
+
+class RequestStats(Collector):
+    """HTTP requests by method, route template and status, and their durations by method and
+    route: counted with plain integer and float additions on the event loop (the client
+    library's Counter and Histogram take a lock per update, a third of the edge's own cost
+    per request), turned into Prometheus families when scraped."""
+
+    def __init__(self) -> None:
+        # (method, route, status) -> [count, seconds summed, count per bucket (one more: +Inf)]
+        self._entries: dict[tuple[str, str, int], list[Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        entry = self._entries.get((method, route, status))
+        if entry is None:
+            entry = self._entries[(method, route, status)] = [0, 0.0, [0] * (len(BUCKETS) + 1)]
+        entry[0] += 1
+        entry[1] += seconds
+        entry[2][bisect_left(BUCKETS, seconds)] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "catalog_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            labels=["method", "route", "status"],
+        )
+        durations: dict[tuple[str, str], list[Any]] = {}
+        for (method, route, status), (count, total, buckets) in sorted(self._entries.items()):
+            requests.add_metric([method, route, str(status)], count)
+            merged = durations.setdefault((method, route), [0.0, [0] * len(buckets)])
+            merged[0] += total
+            merged[1] = [a + b for a, b in zip(merged[1], buckets, strict=True)]
+        yield requests
+        duration = HistogramMetricFamily(
+            "catalog_http_request_duration_seconds",
+            "Seconds from a request's arrival to the end of its response.",
+            labels=["method", "route"],
+        )
+        for (method, route), (total, buckets) in durations.items():
+            cumulative = list(accumulate(buckets))
+            bounds = [*(floatToGoString(b) for b in BUCKETS), "+Inf"]
+            duration.add_metric([method, route], list(zip(bounds, cumulative, strict=True)), total)
+        yield duration
