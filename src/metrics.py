@@ -23,10 +23,10 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BOUNDS = [*(repr(b) for b in BUCKETS), "+Inf"]  # as the client library writes them
 
 
 class Metrics:
@@ -90,6 +90,5 @@ class RequestStats(Collector):
         )
         for (method, route), (total, buckets) in durations.items():
             cumulative = list(accumulate(buckets))
-            bounds = [*(floatToGoString(b) for b in BUCKETS), "+Inf"]
-            duration.add_metric([method, route], list(zip(bounds, cumulative, strict=True)), total)
+            duration.add_metric([method, route], list(zip(BOUNDS, cumulative, strict=True)), total)
         yield duration
