@@ -67,6 +67,7 @@ PROBLEM_HEADERS = [(b"content-type", b"application/problem+json")]
 ALLOW_HEADERS = b"Authorization, Content-Type, If-Match, If-None-Match, X-Request-ID"
 EXPOSE_HEADERS = b"ETag, Location, Retry-After, X-Request-ID, Catalog-Position"
 MAX_AGE = b"600"
+REVALIDATE = [(b"cache-control", b"no-cache")]  # a tagged answer: ask again, the tag says if fresh
 
 Observe = Callable[[str, str, int, float], None]
 
@@ -167,12 +168,12 @@ class Edge:
             nonlocal status, start
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers", ()))
-                headers += extra
-                message["headers"] = headers
-                if tag and status == 200 and _length(headers) <= MAX_TAGGED_BYTES:
+                given = message.get("headers", ())
+                if tag and status == 200 and (taggable := _taggable(given)) is not None:
+                    message["headers"] = [*given, *extra, *taggable]
                     start = message  # held until its body is complete, then tagged
                     return
+                message["headers"] = [*given, *extra]
             elif start is not None:
                 body.append(message.get("body", b""))
                 if not message.get("more_body", False):
@@ -417,8 +418,6 @@ async def _tagged(
     etag = etag_of(body)
     headers = start["headers"]
     headers.append((b"etag", etag.encode()))
-    if not any(k == b"cache-control" for k, _ in headers):
-        headers.append((b"cache-control", b"no-cache"))  # revalidate: the tag says if fresh
     if if_none_match is not None and none_match(if_none_match.decode("latin-1"), etag):
         kept = [(k, v) for k, v in headers if k not in (b"content-length", b"content-type")]
         await send({"type": "http.response.start", "status": 304, "headers": kept})
@@ -429,9 +428,14 @@ async def _tagged(
     return 200
 
 
-def _length(headers: list[tuple[bytes, bytes]]) -> int:
-    """The response's Content-Length, or a huge number when it has none (streamed)."""
+def _taggable(headers: Any) -> list[tuple[bytes, bytes]] | None:
+    """Whether a 200 gets an ETag: when its Content-Length is known and at most
+    MAX_TAGGED_BYTES (a streamed body passes untouched). Then the headers it gets besides
+    (Cache-Control: no-cache, unless it set its own, like the docs' immutable assets)."""
+    length, extra = MAX_TAGGED_BYTES + 1, REVALIDATE
     for key, value in headers:
         if key == b"content-length":
-            return int(value)
-    return MAX_TAGGED_BYTES + 1
+            length = int(value)
+        elif key == b"cache-control":
+            extra = []
+    return extra if length <= MAX_TAGGED_BYTES else None

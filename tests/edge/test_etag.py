@@ -10,6 +10,7 @@ import websockets
 from lihil.vendors import TestClient
 
 from src.edge.etag import etag_of, none_match
+from src.web.routes import ASSETS_PATH
 from tests.helpers import LiveServer
 
 CATALOG_GETS = ["/brands", "/brands/3", "/products/3", "/products?brand_id=3&limit=5"]
@@ -106,3 +107,14 @@ async def test_head_over_a_real_server_keeps_the_connection_usable(live_server: 
             assert head.status_code == 200 and head.content == b""
             assert int(head.headers["content-length"]) > 0 and head.headers["etag"]
             assert (await client.get("/brands/1")).json()["brand_id"] == 1
+
+
+def test_an_answer_with_its_own_cache_control_is_tagged_and_keeps_it(client: TestClient) -> None:
+    """The docs' immutable assets: an ETag like every 200, and their Cache-Control alone."""
+    response = client.get(f"{ASSETS_PATH}/swagger-ui.css")
+    assert response.status_code == 200 and response.headers["etag"]
+    assert response.headers.get_list("cache-control") == ["public, max-age=31536000, immutable"]
+    again = client.get(
+        f"{ASSETS_PATH}/swagger-ui.css", headers={"If-None-Match": response.headers["etag"]}
+    )
+    assert again.status_code == 304
