@@ -341,6 +341,15 @@ def targets(results: Results) -> list[Target]:
                 higher_is_better=False,
             ),
         ]
+    # The cost of the framework and the edge alone: no database on either side.
+    found.append(
+        Target(
+            "HTTP /health: req/s ours / bare ASGI floor's /ping",
+            _median(ratios(results, "health", FLOOR.key)),
+            0.6,
+            higher_is_better=True,
+        )
+    )
     return found
 
 
