@@ -3,7 +3,7 @@
 Servers (each by `bench.common.serve`: one uvicorn worker, uvloop, httptools, no access
 log, a pool of 6 connections to the same PostgreSQL):
 
-- ours: `src.main:app`
+- ours: `src.main:app`, served as `make run` serves it (`--http src.server:HttpProtocol`)
 - floor: `bench.references.bare_asgi:app` (bare ASGI + asyncpg + msgspec: the practical floor)
 - starlette: `bench.references.starlette_app:app` (the tutorial's app)
 - fastapi: `bench.references.fastapi_app:app`
@@ -56,9 +56,14 @@ class Server:
     label: str
     app: str
     health: str  # its liveness path: /health, or /ping for the floor
+    extra: tuple[str, ...] = ()  # uvicorn arguments besides the shared ones
 
 
-OURS = Server("ours", "ours (lihil)", "src.main:app", "/health")
+# Ours as `make run` serves it: its HTTP protocol (head and body timers, bounded heads,
+# framing), which costs something per request that the references do not pay.
+OURS = Server(
+    "ours", "ours (lihil)", "src.main:app", "/health", ("--http", "src.server:HttpProtocol")
+)
 FLOOR = Server("floor", "bare ASGI floor", "bench.references.bare_asgi:app", "/ping")
 STARLETTE = Server("starlette", "Starlette", "bench.references.starlette_app:app", "/health")
 FASTAPI = Server("fastapi", "FastAPI", "bench.references.fastapi_app:app", "/health")
@@ -277,7 +282,7 @@ def run(
         # must give too.
         order = SERVERS[round_no % len(SERVERS) :] + SERVERS[: round_no % len(SERVERS)]
         for server in order:
-            with serve(server.app, log_dir=logs, env=env) as (proc, port):
+            with serve(server.app, log_dir=logs, env=env, extra=server.extra) as (proc, port):
                 got = answers(port, server.health)
                 if server is OURS:
                     want = dict(got)
@@ -394,7 +399,8 @@ def report(results: Results, load: Load, elapsed: float) -> str:
     lines = [
         "Four servers, one at a time, each under uvicorn with the same flags "
         "(1 worker, uvloop, httptools, no access log) and a pool of 6 connections to the "
-        "same PostgreSQL: ours (`src.main:app`), the bare ASGI floor "
+        "same PostgreSQL: ours (`src.main:app`, with its own HTTP protocol as `make run` "
+        "serves it: `--http src.server:HttpProtocol`, httptools underneath), the bare ASGI floor "
         "(`bench/references/bare_asgi.py`), the tutorial's Starlette app "
         "(`bench/references/starlette_app.py`) and FastAPI "
         "(`bench/references/fastapi_app.py`). Every server is first checked to answer "
