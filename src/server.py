@@ -93,7 +93,11 @@ from typing import Generic, NamedTuple, TypeVar
 
 import httptools
 import msgspec
-from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHandshake
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.http11 import MAX_LINE_LENGTH, MAX_NUM_HEADERS, Request
+from websockets.server import ServerProtocol
 
 from src.compat.uvicorn import HookedHttpToolsProtocol
 from src.config import Settings, load_settings
@@ -236,8 +240,12 @@ def check_absolute_form(target: bytes, allowed_hosts: frozenset[str]) -> Refusal
 def _unparseable_by_websockets(
     target: bytes, headers: Iterable[tuple[bytes, bytes]]
 ) -> Refusal | None:
-    """Why the `websockets` library would refuse to read a handshake, or None. uvicorn hands
-    it the head as `GET <target> HTTP/1.1` plus `name: value` lines."""
+    """Why the `websockets` library would refuse a handshake, or None. uvicorn hands it the
+    head as `GET <target> HTTP/1.1` plus `name: value` lines: lines it cannot read hang
+    (below), and a handshake it reads but refuses (no or a bad Sec-WebSocket-Key, a version
+    other than 13, a bad Upgrade, two Origins, a malformed extension offer) gets its own
+    text/plain 400; both are answered here first, as problems, by the library's own rules
+    (its sans-I/O `ServerProtocol.process_request`)."""
     if len(target) + len(b"GET  HTTP/1.1\r\n") > MAX_LINE_LENGTH:
         return Refusal(
             URI_TOO_LONG,
@@ -252,6 +260,14 @@ def _unparseable_by_websockets(
             f"a WebSocket handshake is limited to {MAX_NUM_HEADERS} header fields"
             f" of at most {MAX_LINE_LENGTH} bytes each",
         )
+    fields = Headers()
+    for name, value in headers:
+        fields[name.decode("latin-1")] = value.decode("latin-1")
+    handshake = ServerProtocol(extensions=[ServerPerMessageDeflateFactory()])
+    try:
+        handshake.process_request(Request(target.decode("latin-1"), fields))
+    except InvalidHandshake as exc:
+        return Refusal(BAD_REQUEST, f"not a valid WebSocket handshake: {exc}")
     return None
 
 

@@ -36,7 +36,6 @@ from typing import TypeVar
 from urllib.parse import parse_qsl, quote, unquote
 
 import asyncpg
-import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
@@ -1043,10 +1042,6 @@ def refusal_errors(case: Case, outcome: Outcome) -> list[str]:
     answer = outcome.answer
     if answer is None or outcome.code == 101:
         return []
-    # KNOWN DEFECT (test_a_handshake_without_a_key_is_refused_with_a_problem): the websockets
-    # layer refuses a handshake it cannot read in plain text, not as a problem.
-    if case.request and answer.body.startswith(b"Failed to open a WebSocket connection"):
-        return []
     return problem_errors(answer)
 
 
@@ -1232,7 +1227,6 @@ async def test_fuzz_server_answers_every_case_by_the_contract(
     assert not failures, FUZZ.report("WebSocket contract violations", failures)
 
 
-@pytest.mark.xfail(reason="defect: the websockets layer answers in text/plain", strict=True)
 async def test_a_handshake_without_a_key_is_refused_with_a_problem(
     live_server: LiveServer,
 ) -> None:
