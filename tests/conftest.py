@@ -1,9 +1,14 @@
-"""Shared fixtures: a real PostgreSQL, a fresh database per test, the app under TestClient.
+"""Shared fixtures: a real PostgreSQL, a fresh database per test, the app under TestClient,
+a live server per test and one shared by the session.
 
 The server is an embedded one in a temporary folder, or the one named by
 TEST_DATABASE_URL when set (it must allow CREATE DATABASE). The demo catalog is loaded
 once into a template database; each test that asks for `database_url` gets its own copy,
-so no test sees another's writes.
+so no test sees another's writes. The copies are made one test ahead, on a thread of their
+own, so a test does not wait for CREATE DATABASE.
+
+`live_server` is a uvicorn of the test's own; `shared_server` is one uvicorn for the whole
+session, for tests that need no isolation (its docstring says which those are).
 """
 
 import asyncio
@@ -13,6 +18,7 @@ import signal
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +37,52 @@ TEMPLATE = "catalog_template"
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
-    return asyncio.run(coro)
+    """Run `coro` to its end on a thread of its own: sync Playwright marks its event loop as
+    running on the main thread while a browser lives (tests/web shares one), and
+    asyncio.run() refuses to start there."""
+    with ThreadPoolExecutor(1, thread_name_prefix="conftest-run") as thread:
+        thread.submit(asyncio.run, coro).result()
+
+
+async def admin_sql(admin_dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+class DatabaseCopies:
+    """Copies of the template database, each made while the test before runs: `take()`
+    returns a copy no test has used and starts making the next one, on a thread of its own
+    (CREATE DATABASE takes about 0.1 s, and over 200 tests ask for a copy)."""
+
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="database-copies")
+        self._next: Future[str] | None = None
+
+    def _make(self) -> str:
+        name = f"test_{uuid.uuid4().hex[:12]}"
+        asyncio.run(admin_sql(self.admin_dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+        return name
+
+    def take(self) -> str:
+        """The name of a fresh copy of the demo catalog, the caller's to drop."""
+        made = self._next or self._thread.submit(self._make)
+        self._next = self._thread.submit(self._make)
+        return made.result()
+
+    def drop(self, name: str) -> None:
+        run(admin_sql(self.admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+    def close(self) -> None:
+        """Drop the copy made ahead for a test that never came."""
+        try:
+            if self._next is not None:
+                self.drop(self._next.result())
+        finally:
+            self._thread.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -87,23 +138,23 @@ def template_dsn(admin_dsn: str) -> str:
     return with_database(admin_dsn, TEMPLATE)
 
 
+@pytest.fixture(scope="session")
+def database_copies(admin_dsn: str, template_dsn: str) -> Iterator[DatabaseCopies]:
+    copies = DatabaseCopies(admin_dsn)
+    try:
+        yield copies
+    finally:
+        copies.close()
+
+
 @pytest.fixture
-def database_url(admin_dsn: str, template_dsn: str) -> Iterator[str]:
+def database_url(admin_dsn: str, database_copies: DatabaseCopies) -> Iterator[str]:
     """A private copy of the demo catalog for one test, dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    run(admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+    name = database_copies.take()
     try:
         yield with_database(admin_dsn, name)
     finally:
-        run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        database_copies.drop(name)
 
 
 @pytest.fixture
@@ -136,6 +187,49 @@ def live_server(database_url: str) -> Iterator[LiveServer]:
         yield LiveServer(process, port)
     finally:
         process.stop(signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def shared_database_url(admin_dsn: str, database_copies: DatabaseCopies) -> Iterator[str]:
+    """The copy of the demo catalog that `shared_server` serves, dropped after the session."""
+    name = database_copies.take()
+    try:
+        yield with_database(admin_dsn, name)
+    finally:
+        database_copies.drop(name)
+
+
+@pytest.fixture(scope="session")
+def shared_server(shared_database_url: str) -> Iterator[LiveServer]:
+    """One uvicorn for the whole session (as `live_server` starts it), on a database of its
+    own; stopped by PID after the last test.
+
+    Starting a server and its database costs a second; tests that need no isolation share
+    this one. A test may use it when its outcome does not depend on what other tests did
+    here before it, and it leaves nothing that changes another's:
+    - it reads, or writes only rows it creates or demo rows no other test here reads (name
+      them in its docstring), and adds or removes no brand;
+    - its room names are its own, and it counts nothing global (/counter users, metrics
+      totals, log lines: its `process` output holds every test's lines);
+    - it neither stops the server nor changes its settings, and prunes no changes;
+    - on /ws/catalog it waits for its own changes, not for the next frames.
+    Anything else takes `live_server`.
+    """
+    process, port = start_live_server(shared_database_url)
+    try:
+        yield LiveServer(process, port)
+    finally:
+        process.stop(signal.SIGTERM)
+
+
+@pytest.fixture
+async def shared_sql(shared_database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection to `shared_server`'s database, as another program would use."""
+    conn = await asyncpg.connect(shared_database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="session")

@@ -179,12 +179,12 @@ async def test_changes_over_http_and_in_plain_sql_reach_the_feed(
 
 
 async def test_after_replays_then_goes_live_with_no_gap_and_no_duplicate(
-    live_server: LiveServer, database_url: str
+    shared_server: LiveServer, shared_database_url: str
 ) -> None:
     """Clients connecting with `after` while writers keep committing each see exactly the
     committed ids after theirs, in order: the replay and the live feed meet without a gap
-    or a duplicate."""
-    writer = await asyncpg.connect(database_url)
+    or a duplicate. (Shared server: writes demo products 7 and 8.)"""
+    writer = await asyncpg.connect(shared_database_url)
     try:
         start = await queries.feed_position(writer)
         for i in range(30):
@@ -200,7 +200,7 @@ async def test_after_replays_then_goes_live_with_no_gap_and_no_duplicate(
                 )
 
         async def client(after: int) -> list[int]:
-            async with websockets.connect(f"{live_server.ws}/ws/catalog?after={after}") as ws:
+            async with websockets.connect(f"{shared_server.ws}/ws/catalog?after={after}") as ws:
                 ids: list[int] = []
                 while not ids or ids[-1] < last:
                     ids.append((await recv_json(ws))["id"])
@@ -230,8 +230,8 @@ async def test_after_older_than_the_retained_window_closes_4410(
     assert "older than the retained changes" in reason and "reload" in reason
 
 
-async def test_after_ahead_of_every_change_closes_4400(live_server: LiveServer) -> None:
-    async with websockets.connect(f"{live_server.ws}/ws/catalog?after=999999999") as ws:
+async def test_after_ahead_of_every_change_closes_4400(shared_server: LiveServer) -> None:
+    async with websockets.connect(f"{shared_server.ws}/ws/catalog?after=999999999") as ws:
         code, reason = await close_of(ws)
     assert code == 4400
     assert reason.startswith("after=999999999 is not a change id of this feed")

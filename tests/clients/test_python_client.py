@@ -82,11 +82,22 @@ def plain(model: Model) -> None:
     assert model.additional_properties == {}, model
 
 
+def client_of(server: LiveServer) -> AuthenticatedClient:
+    return AuthenticatedClient(base_url=server.http, token=TOKEN, raise_on_unexpected_status=True)
+
+
 @pytest.fixture
-def api(live_server: LiveServer) -> Iterator[AuthenticatedClient]:
-    with AuthenticatedClient(
-        base_url=live_server.http, token=TOKEN, raise_on_unexpected_status=True
-    ) as client:
+def api(shared_server: LiveServer) -> Iterator[AuthenticatedClient]:
+    """A client of the session's shared server."""
+    with client_of(shared_server) as client:
+        yield client
+
+
+@pytest.fixture
+def own_api(live_server: LiveServer) -> Iterator[AuthenticatedClient]:
+    """A client of a server of the test's own: for a test that reads the catalog's end,
+    which products other tests create on the shared server would move."""
+    with client_of(live_server) as client:
         yield client
 
 
@@ -116,24 +127,25 @@ def test_client_reads_service_and_brands(api: AuthenticatedClient) -> None:
     plain(bad.parsed.errors[0])
 
 
-def test_client_pages_products(api: AuthenticatedClient) -> None:
+def test_client_pages_products(own_api: AuthenticatedClient) -> None:
     """listProducts: typed pages, next_after, brand filter and bounds."""
-    page = list_products.sync(client=api, limit=5, after=10)
+    page = list_products.sync(client=own_api, limit=5, after=10)
     assert isinstance(page, ProductPage)
     assert [p.product_id for p in page.items] == [11, 12, 13, 14, 15] and page.next_after == 15
     plain(page)
     for product in page.items:
         plain(product)
-    mine = list_products.sync(client=api, brand_id=3, limit=100)
+    mine = list_products.sync(client=own_api, brand_id=3, limit=100)
     assert isinstance(mine, ProductPage) and all(p.brand_id == 3 for p in mine.items)
-    last = list_products.sync(client=api, after=995)
+    last = list_products.sync(client=own_api, after=995)
     assert isinstance(last, ProductPage) and last.next_after is None
-    too_big = list_products.sync_detailed(client=api, limit=101)
+    too_big = list_products.sync_detailed(client=own_api, limit=101)
     assert too_big.status_code == 422 and isinstance(too_big.parsed, Problem)
 
 
 def test_client_writes_products(api: AuthenticatedClient) -> None:
-    """createProduct (and the tutorial path), getProduct, replaceProduct, deleteProduct."""
+    """createProduct (and the tutorial path), getProduct, replaceProduct, deleteProduct
+    (shared server: only of products it creates)."""
     created = create_product.sync_detailed(
         client=api, body=ProductIn(product_name="client made", brand_id=2)
     )
@@ -200,9 +212,9 @@ def readme_snippet() -> str:
 
 
 @pytest.mark.parametrize(("brand_id", "outcome"), [(1, "Product("), (999, "409 unknown-brand")])
-def test_readme_client_example_runs(live_server: LiveServer, brand_id: int, outcome: str) -> None:
+def test_readme_client_example_runs(shared_server: LiveServer, brand_id: int, outcome: str) -> None:
     """The README's snippet creates and reads a product, and reports a problem readably."""
-    code = readme_snippet().replace("http://127.0.0.1:8000", live_server.http)
+    code = readme_snippet().replace("http://127.0.0.1:8000", shared_server.http)
     code = code.replace("brand_id=1)", f"brand_id={brand_id})")
     run = subprocess.run(
         [sys.executable, "-c", code],

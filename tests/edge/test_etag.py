@@ -2,6 +2,7 @@
 change in plain SQL."""
 
 import asyncio
+import json
 
 import asyncpg
 import httpx
@@ -74,34 +75,46 @@ def test_errors_carry_no_tag(client: TestClient) -> None:
 
 
 async def test_a_row_changed_in_plain_sql_never_gets_a_304_or_a_stale_body(
-    live_server: LiveServer, sql: asyncpg.Connection
+    shared_server: LiveServer, shared_sql: asyncpg.Connection
 ) -> None:
     """Once the feed has delivered a change made in plain SQL, every GET covering that row
-    answers 200 with the new body and a new tag to the old tag."""
-    paths = ["/brands", "/brands/3", "/products/3", "/products?brand_id=3&limit=100"]
+    answers 200 with the new body and a new tag to the old tag. (Shared server: writes
+    brand 42 and product 3.)"""
+    name = "Renamed for the ETag test"
+    paths = ["/brands", "/brands/42", "/products/3", "/products?brand_id=3&limit=100"]
     async with (
-        httpx.AsyncClient(base_url=live_server.http) as http,
-        websockets.connect(f"{live_server.ws}/ws/catalog") as feed,
+        httpx.AsyncClient(base_url=shared_server.http) as http,
+        websockets.connect(f"{shared_server.ws}/ws/catalog") as feed,
     ):
         brand_of_3 = (await http.get("/products/3")).json()["brand_id"]
         paths[-1] = f"/products?brand_id={brand_of_3}&limit=100"
         before = {p: await http.get(p) for p in paths}
-        await sql.execute("UPDATE brand SET brand_name = 'Renamed' WHERE brand_id = 3")
-        await sql.execute("UPDATE product SET product_name = 'Renamed' WHERE product_id = 3")
-        for _ in range(2):  # both changes delivered
-            await asyncio.wait_for(feed.recv(), 10)
+        for path, old in before.items():
+            assert name not in old.text, path
+        await shared_sql.execute("UPDATE brand SET brand_name = $1 WHERE brand_id = 42", name)
+        await shared_sql.execute("UPDATE product SET product_name = $1 WHERE product_id = 3", name)
+        ours = [
+            ("brand.updated", {"brand_id": 42, "brand_name": name}),
+            ("product.updated", {"product_id": 3, "product_name": name, "brand_id": brand_of_3}),
+        ]
+        while ours:  # until both are delivered (an earlier test's changes may come first)
+            change = json.loads(await asyncio.wait_for(feed.recv(), 10))
+            if (change["type"], change["data"]) in ours:
+                ours.remove((change["type"], change["data"]))
         for path, old in before.items():
             response = await http.get(path, headers={"If-None-Match": old.headers["etag"]})
             assert response.status_code == 200, path
             assert response.headers["etag"] != old.headers["etag"], path
-            assert "Renamed" in response.text, path
+            assert name in response.text, path
 
 
-async def test_head_over_a_real_server_keeps_the_connection_usable(live_server: LiveServer) -> None:
+async def test_head_over_a_real_server_keeps_the_connection_usable(
+    shared_server: LiveServer,
+) -> None:
     """HEAD as uvicorn serves it: the head of a GET, no body, and the kept-alive connection
     answers the next request (the edge runs HEAD as GET on a copy of the scope: uvicorn
     reads its own scope's method to know that no body follows)."""
-    async with httpx.AsyncClient(base_url=live_server.http) as client:
+    async with httpx.AsyncClient(base_url=shared_server.http) as client:
         for _ in range(3):
             head = await client.head("/brands/1")
             assert head.status_code == 200 and head.content == b""

@@ -18,9 +18,9 @@ def produce(url: str, message: str, *extra: str) -> subprocess.CompletedProcess[
     return subprocess.run(args, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
 
 
-def test_consumer_prints_messages_from_the_producer(live_server: LiveServer) -> None:
+def test_consumer_prints_messages_from_the_producer(shared_server: LiveServer) -> None:
     """Two produced broadcasts show up as two timestamped lines, then the consumer exits 0."""
-    url = f"{live_server.ws}/ws/broadcast"
+    url = f"{shared_server.ws}/ws/broadcast"
     with running(["-m", "scripts.ws_consumer", url, "--max-messages", "2"], {}) as consumer:
         consumer.wait_for(f"connected: {url}", timeout=15)
 
@@ -46,18 +46,18 @@ def test_producer_without_a_server_fails_clearly() -> None:
     assert result.stdout == ""
 
 
-def test_producer_reports_the_close_code_and_reason(live_server: LiveServer) -> None:
+def test_producer_reports_the_close_code_and_reason(shared_server: LiveServer) -> None:
     """A server-side close (here 4400 for a bad max_users) is printed with code and reason."""
-    url = f"{live_server.ws}/web_socket/room?max_users=0"
+    url = f"{shared_server.ws}/web_socket/room?max_users=0"
     result = produce(url, "hello", "--timeout", "10")
     assert result.returncode == 1
     assert "error: connection closed before the copy came back: code 4400" in result.stderr
     assert "max_users must be an integer" in result.stderr
 
 
-def test_producer_times_out_when_no_copy_comes_back(live_server: LiveServer) -> None:
+def test_producer_times_out_when_no_copy_comes_back(shared_server: LiveServer) -> None:
     """/ws/echo answers OK!, never the message itself: the producer gives up after --timeout."""
-    result = produce(f"{live_server.ws}/ws/echo", "hello", "--timeout", "1")
+    result = produce(f"{shared_server.ws}/ws/echo", "hello", "--timeout", "1")
     assert result.returncode == 1
     assert "error: no copy of the message came back within 1 s" in result.stderr
 
@@ -99,9 +99,9 @@ def test_consumer_reconnects_after_the_server_restarts(
             server.stop(signal.SIGTERM)
 
 
-def test_consumer_gives_up_on_a_path_the_server_does_not_serve(live_server: LiveServer) -> None:
+def test_consumer_gives_up_on_a_path_the_server_does_not_serve(shared_server: LiveServer) -> None:
     """A 404 at the handshake is not transient: one clear line and exit code 1, no retries."""
-    url = f"{live_server.ws}/no/such/path"
+    url = f"{shared_server.ws}/no/such/path"
     args = [sys.executable, "-m", "scripts.ws_consumer", url]
     result = subprocess.run(args, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1, result

@@ -2,7 +2,7 @@
 against real uvicorn, every request to a host other than 127.0.0.1 aborted, so the page
 works only from what the service itself serves."""
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -10,17 +10,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from lihil.vendors import TestClient
-from playwright.sync_api import Browser, Route, expect
+from playwright.sync_api import BrowserContext, Route, expect
 
 from src.web.routes import ASSETS, ASSETS_PATH, SWAGGER_UI
-from tests.helpers import TOKEN, LiveServer
-from tests.web.test_page import (  # noqa: F401  (browser, chromium: fixtures)
-    VIEWPORT,
-    WAIT_MS,
-    Visit,
-    browser,
-    chromium,
-)
+from tests.helpers import AUTH, TOKEN, LiveServer
+from tests.web.conftest import WAIT_MS
+from tests.web.test_page import Visit
 
 LOCAL = "127.0.0.1"
 
@@ -33,9 +28,8 @@ class Offline(Visit):
 
 
 @pytest.fixture
-def offline(browser: Browser) -> Iterator[Offline]:  # noqa: F811  (the imported fixture)
-    context = browser.new_context(viewport=VIEWPORT)
-    context.set_default_timeout(WAIT_MS)
+def offline(new_context: Callable[[], BrowserContext]) -> Offline:
+    context = new_context()
     offline = Offline(context.new_page())
 
     def only_local(route: Route) -> None:
@@ -47,10 +41,7 @@ def offline(browser: Browser) -> Iterator[Offline]:  # noqa: F811  (the imported
 
     context.route(lambda url: True, only_local)
     offline.watch()
-    try:
-        yield offline
-    finally:
-        context.close()
+    return offline
 
 
 def served_operations(live_server: LiveServer) -> list[tuple[str, str, str]]:
@@ -71,32 +62,40 @@ def expect_only_local(offline: Offline) -> None:
 
 @pytest.mark.browser
 def test_docs_lists_every_operation_with_no_network(
-    offline: Offline, live_server: LiveServer
+    offline: Offline, shared_server: LiveServer
 ) -> None:
     """Swagger UI renders /openapi from the service's own assets: every operation shows
     with its summary; nothing is asked of another host; no console error."""
     page = offline.page
-    operations = served_operations(live_server)
+    operations = served_operations(shared_server)
     assert {"List brands", "Create a product"} <= {summary for _, _, summary in operations}
-    page.goto(f"{live_server.http}/docs")
+    page.goto(f"{shared_server.http}/docs")
     expect(page.locator(".opblock")).to_have_count(len(operations), timeout=WAIT_MS)
     for tag, operation_id, summary in operations:
         block = page.locator(f"#operations-{tag}-{operation_id}")
         expect(block.locator(".opblock-summary-description")).to_have_text(summary)
     expect(page.locator(".auth-wrapper .authorize")).to_be_visible()
 
-    base = f"{live_server.http}{ASSETS_PATH}"
+    base = f"{shared_server.http}{ASSETS_PATH}"
     assert f"{base}/swagger-ui-bundle.js" in offline.requests
     assert f"{base}/swagger-ui.css" in offline.requests
-    assert f"{live_server.http}/openapi" in offline.requests
+    assert f"{shared_server.http}/openapi" in offline.requests
     expect_only_local(offline)
 
 
 @pytest.mark.browser
-def test_docs_authorize_sends_the_bearer_token(offline: Offline, live_server: LiveServer) -> None:
-    """A token given to "Authorize" goes with "Try it out": a delete answers 204."""
+def test_docs_authorize_sends_the_bearer_token(offline: Offline, shared_server: LiveServer) -> None:
+    """A token given to "Authorize" goes with "Try it out": a delete (of a product the
+    test made) answers 204."""
+    made = httpx.post(
+        f"{shared_server.http}/products",
+        json={"product_name": "to delete from /docs", "brand_id": 1},
+        headers=AUTH,
+    )
+    assert made.status_code == 201, made.text
+    product_id = made.json()["product_id"]
     page = offline.page
-    page.goto(f"{live_server.http}/docs")
+    page.goto(f"{shared_server.http}/docs")
     page.click(".auth-wrapper .authorize")
     page.fill("#auth-bearer-value", TOKEN)
     page.click(".auth-btn-wrapper .authorize")
@@ -105,12 +104,12 @@ def test_docs_authorize_sends_the_bearer_token(offline: Offline, live_server: Li
     block = page.locator("#operations-products-deleteProduct")
     block.locator(".opblock-summary-control").click()
     block.locator(".try-out__btn").click()
-    block.locator('input[placeholder="product_id"]').fill("1")
+    block.locator('input[placeholder="product_id"]').fill(str(product_id))
     with page.expect_request(lambda sent: sent.method == "DELETE") as sent:
         block.locator(".execute").click()
     assert sent.value.headers.get("authorization") == f"Bearer {TOKEN}"
     expect(block.locator(".live-responses-table tbody .response-col_status")).to_have_text("204")
-    assert httpx.get(f"{live_server.http}/products/1").status_code == 404
+    assert httpx.get(f"{shared_server.http}/products/{product_id}").status_code == 404
     expect_only_local(offline)
 
 

@@ -6,86 +6,51 @@ Set PAGE_SCREENSHOT=/tmp/page.png to keep a screenshot of the two-browser test.
 import asyncio
 import os
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from playwright.sync_api import (
-    Browser,
     ConsoleMessage,
     Page,
     Request,
     Response,
     Route,
-    ViewportSize,
     WebSocket,
     expect,
-    sync_playwright,
 )
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from src.catalog import queries
 from tests.helpers import AUTH, LiveServer, start_live_server
+from tests.web.conftest import WAIT_MS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 10_000
-VIEWPORT: ViewportSize = {"width": 1100, "height": 900}
 GOING_AWAY = r"1001 server shutting down"
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def chromium() -> Path:
-    """Debian's Chromium; the browser tests are skipped without it (never downloaded)."""
-    if not CHROMIUM.exists():
-        pytest.skip("needs Debian's Chromium at /usr/bin/chromium: apt-get install chromium")
-    return CHROMIUM
-
-
-@pytest.fixture
-def browser(chromium: Path, live_server: LiveServer) -> Iterator[Browser]:
-    """Headless Chromium, started after the server and stopped before it: sync Playwright
-    keeps an event loop marked as running in this thread, and the database fixtures need
-    asyncio.run() (in a test, plain SQL goes through `run_sql`, on its own thread)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def new_page(browser: Browser) -> Page:
-    """A page in a browser context of its own (like another person)."""
-    page = browser.new_context(viewport=VIEWPORT).new_page()
-    page.set_default_timeout(WAIT_MS)
-    return page
-
-
-@pytest.fixture
-def pages(browser: Browser, live_server: LiveServer) -> tuple[Page, Page]:
-    """Two people on the live page."""
-    a, b = new_page(browser), new_page(browser)
+def open_pages(new_page: Callable[[], Page], server: LiveServer) -> tuple[Page, Page]:
+    a, b = new_page(), new_page()
     for page in (a, b):
-        page.goto(f"{live_server.http}/")
+        page.goto(f"{server.http}/")
     return a, b
+
+
+@pytest.fixture
+def pages(live_server: LiveServer, new_page: Callable[[], Page]) -> tuple[Page, Page]:
+    """Two people on the live page of a server of the test's own."""
+    return open_pages(new_page, live_server)
+
+
+@pytest.fixture
+def shared_pages(shared_server: LiveServer, new_page: Callable[[], Page]) -> tuple[Page, Page]:
+    """Two people on the live page of the session's shared server."""
+    return open_pages(new_page, shared_server)
 
 
 @dataclass
@@ -124,17 +89,29 @@ class Visit:
         self.page.on("request", request)
 
 
-@pytest.fixture
-def visit(browser: Browser, live_server: LiveServer) -> Visit:
-    """One person on the live page, its catalog loaded and live (on the first brand)."""
-    visit = Visit(new_page(browser))
+def open_visit(new_page: Callable[[], Page], server: LiveServer) -> Visit:
+    visit = Visit(new_page())
     visit.watch()
-    visit.page.goto(f"{live_server.http}/")
+    visit.page.goto(f"{server.http}/")
     expect(visit.page.locator("#status-catalog")).to_have_text("catalog: live")
     expect(visit.page.locator("#product-rows tr")).not_to_have_count(0)
     # Set once: a reload of the page would lose it.
     visit.page.evaluate("() => { window.notReloaded = true; }")
     return visit
+
+
+@pytest.fixture
+def visit(live_server: LiveServer, new_page: Callable[[], Page]) -> Visit:
+    """One person on the live page of a server of the test's own, its catalog loaded and
+    live (on the first brand)."""
+    return open_visit(new_page, live_server)
+
+
+@pytest.fixture
+def shared_visit(shared_server: LiveServer, new_page: Callable[[], Page]) -> Visit:
+    """One person on the live page of the session's shared server, its catalog loaded and
+    live (on the first brand)."""
+    return open_visit(new_page, shared_server)
 
 
 def join(page: Page, session_id: str, max_users: int) -> None:
@@ -204,9 +181,9 @@ def test_page_two_users_share_a_room_and_the_broadcast_feed(pages: tuple[Page, P
     expect(a.locator("#online")).to_have_text("1")
 
 
-def test_page_full_room_shows_the_close_reason(pages: tuple[Page, Page]) -> None:
+def test_page_full_room_shows_the_close_reason(shared_pages: tuple[Page, Page]) -> None:
     """A second member of a one-user room sees 4429 'session full (1/1)' and can join again."""
-    a, b = pages
+    a, b = shared_pages
     join(a, "solo", 1)
     expect(a.locator("#room-count")).to_have_text("1 / 1")
 
@@ -313,22 +290,23 @@ def renamed(product: Product, name: str) -> Product:
     return {**product, "product_name": name}
 
 
-def test_page_loads_with_no_console_error(visit: Visit) -> None:
+def test_page_loads_with_no_console_error(shared_visit: Visit) -> None:
     """The page, its icon (inline: no /favicon.ico request) and the catalog load cleanly."""
-    expect(visit.page.locator("#brand-picker option")).to_have_count(100)
-    expect(visit.page.locator("#status-counter")).to_have_text("counter: connected")
-    expect(visit.page.locator("#status-broadcast")).to_have_text("broadcast: connected")
-    assert not [url for url in visit.requests if url.endswith("/favicon.ico")]
-    assert visit.errors == []
+    expect(shared_visit.page.locator("#brand-picker option")).to_have_count(100)
+    expect(shared_visit.page.locator("#status-counter")).to_have_text("counter: connected")
+    expect(shared_visit.page.locator("#status-broadcast")).to_have_text("broadcast: connected")
+    assert not [url for url in shared_visit.requests if url.endswith("/favicon.ico")]
+    assert shared_visit.errors == []
 
 
 def test_page_catalog_shows_a_brand_and_products_created_over_http(
-    visit: Visit, live_server: LiveServer
+    shared_visit: Visit, shared_server: LiveServer
 ) -> None:
     """Pick a brand: its products; created ones appear without a reload, spilling over to
-    the next page once the page is full; another brand's product never shows."""
-    page = visit.page
-    with api(live_server) as http:
+    the next page once the page is full; another brand's product never shows.
+    (Shared server: writes products of its own in brands 3 and 4.)"""
+    page = shared_visit.page
+    with api(shared_server) as http:
         items = first_page(http, 3)
         show_brand(page, 3)
         expect_products(page, items)
@@ -347,17 +325,18 @@ def test_page_catalog_shows_a_brand_and_products_created_over_http(
 
     expect(row(page, elsewhere)).to_have_count(0)
     assert page.evaluate("() => window.notReloaded") is True
-    assert visit.errors == []
+    assert shared_visit.errors == []
 
 
 def test_page_catalog_applies_changes_that_come_while_the_page_loads(
-    visit: Visit, live_server: LiveServer
+    shared_visit: Visit, shared_server: LiveServer
 ) -> None:
     """A product created after the page's snapshot was read, whose frame arrives before the
-    snapshot does, still shows: frames wait for the snapshot, then apply (no gap)."""
-    page = visit.page
+    snapshot does, still shows: frames wait for the snapshot, then apply (no gap).
+    (Shared server: writes a product of its own in brand 9.)"""
+    page = shared_visit.page
     created: list[Product] = []
-    with api(live_server) as http:
+    with api(shared_server) as http:
         items = first_page(http, 9)
 
         def hold_the_snapshot(route: Route) -> None:
@@ -370,23 +349,25 @@ def test_page_catalog_applies_changes_that_come_while_the_page_loads(
         show_brand(page, 9)
         expect_products(page, [*items, *created])
     assert len(created) == 1
-    assert visit.errors == []
+    assert shared_visit.errors == []
 
 
 def test_page_catalog_follows_plain_sql_updates_and_http_deletes(
-    visit: Visit, live_server: LiveServer, database_url: str
+    shared_visit: Visit, shared_server: LiveServer, shared_database_url: str
 ) -> None:
     """A rename in plain SQL shows; a product moved to another brand leaves, moved back it
-    returns; a product deleted over HTTP disappears; a renamed brand is renamed in the picker."""
-    page = visit.page
-    with api(live_server) as http:
+    returns; a product deleted over HTTP disappears; a renamed brand is renamed in the picker.
+    (Shared server: writes brand 5 and its first three demo products, one moved to brand 6
+    and back.)"""
+    page = shared_visit.page
+    with api(shared_server) as http:
         items = first_page(http, 5)
         show_brand(page, 5)
         expect_products(page, items)
         first, moved, deleted = items[:3]
 
         run_sql(
-            database_url,
+            shared_database_url,
             lambda c: c.execute(
                 "UPDATE product SET product_name = 'Renamed in SQL' WHERE product_id = $1",
                 first["product_id"],
@@ -395,22 +376,22 @@ def test_page_catalog_follows_plain_sql_updates_and_http_deletes(
         expect(row(page, first)).to_contain_text("Renamed in SQL")
 
         move = "UPDATE product SET brand_id = $2 WHERE product_id = $1"
-        run_sql(database_url, lambda c: c.execute(move, moved["product_id"], 6))
+        run_sql(shared_database_url, lambda c: c.execute(move, moved["product_id"], 6))
         expect(row(page, moved)).to_have_count(0)
-        run_sql(database_url, lambda c: c.execute(move, moved["product_id"], 5))
+        run_sql(shared_database_url, lambda c: c.execute(move, moved["product_id"], 5))
         expect_products(page, [renamed(first, "Renamed in SQL"), *items[1:]])
 
         assert http.delete(f"/products/{deleted['product_id']}").status_code == 204
         expect(row(page, deleted)).to_have_count(0)
 
     run_sql(
-        database_url,
+        shared_database_url,
         lambda c: c.execute("UPDATE brand SET brand_name = 'Renamed brand' WHERE brand_id = 5"),
     )
     expect(page.locator('#brand-picker option[value="5"]')).to_have_text("5 · Renamed brand")
     expect_products(page, [renamed(first, "Renamed in SQL"), moved, *items[3:]])
     assert page.evaluate("() => window.notReloaded") is True
-    assert visit.errors == []
+    assert shared_visit.errors == []
 
 
 def drop_the_server(visit: Visit, live_server: LiveServer, brand_id: int) -> tuple[Product, int]:
