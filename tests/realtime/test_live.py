@@ -100,21 +100,21 @@ async def test_counter_notices_a_silent_client_through_pings(database_url: str) 
         process.stop(signal.SIGTERM)
 
 
-async def test_room_welcome_counts_and_messages(live_server: LiveServer) -> None:
+async def test_room_welcome_counts_and_messages(shared_server: LiveServer) -> None:
     """Welcome first, then counts on joins and leaves; messages reach every member."""
-    url = f"{live_server.ws}/web_socket/room-1?max_users=3"
+    url = f"{shared_server.ws}/web_socket/live-room-1?max_users=3"
     async with websockets.connect(url) as a:
         welcome_a = await recv_json(a)
         assert welcome_a == {
             "type": "welcome",
-            "session_id": "room-1",
+            "session_id": "live-room-1",
             "member_id": welcome_a["member_id"],
             "users": 1,
             "max_users": 3,
         }
         assert await recv_json(a) == {
             "type": "count",
-            "session_id": "room-1",
+            "session_id": "live-room-1",
             "users": 1,
             "max_users": 3,
         }
@@ -128,21 +128,21 @@ async def test_room_welcome_counts_and_messages(live_server: LiveServer) -> None
             for ws in (a, b):
                 assert await recv_json(ws) == {
                     "type": "message",
-                    "session_id": "room-1",
+                    "session_id": "live-room-1",
                     "member_id": welcome_b["member_id"],
                     "text": "hello",
                 }
         assert await recv_json(a) == {
             "type": "count",
-            "session_id": "room-1",
+            "session_id": "live-room-1",
             "users": 1,
             "max_users": 3,
         }
 
 
-async def test_join_storm_admits_exactly_the_capacity(live_server: LiveServer) -> None:
+async def test_join_storm_admits_exactly_the_capacity(shared_server: LiveServer) -> None:
     """50 concurrent joins to a room of 5: exactly 5 welcomes, 45 closes with 4429."""
-    url = f"{live_server.ws}/web_socket/storm?max_users=5"
+    url = f"{shared_server.ws}/web_socket/live-storm?max_users=5"
     clients = await asyncio.gather(*(websockets.connect(url) for _ in range(50)))
 
     async def outcome(ws: ClientConnection) -> Any:
@@ -158,17 +158,17 @@ async def test_join_storm_admits_exactly_the_capacity(live_server: LiveServer) -
     await asyncio.gather(*(ws.close() for ws in clients))
 
 
-async def test_room_is_recreated_after_it_empties(live_server: LiveServer) -> None:
+async def test_room_is_recreated_after_it_empties(shared_server: LiveServer) -> None:
     """The next member after the room emptied fixes a new capacity."""
-    async with websockets.connect(f"{live_server.ws}/web_socket/again?max_users=1") as ws:
+    async with websockets.connect(f"{shared_server.ws}/web_socket/live-again?max_users=1") as ws:
         assert (await recv_json(ws))["max_users"] == 1
-    async with websockets.connect(f"{live_server.ws}/web_socket/again?max_users=4") as ws:
+    async with websockets.connect(f"{shared_server.ws}/web_socket/live-again?max_users=4") as ws:
         assert (await recv_json(ws))["max_users"] == 4
 
 
-async def test_broadcast_reaches_everyone_in_order(live_server: LiveServer) -> None:
+async def test_broadcast_reaches_everyone_in_order(shared_server: LiveServer) -> None:
     """Every client, sender included, sees all frames in the order the server got them."""
-    url = f"{live_server.ws}/ws/broadcast"
+    url = f"{shared_server.ws}/ws/broadcast"
     async with websockets.connect(url) as a, websockets.connect(url) as b:
         for i in range(200):
             await (a if i % 2 else b).send(f"m{i}")
@@ -220,6 +220,13 @@ def read_close_frame(sock: socket.socket) -> tuple[int, str]:
             return int.from_bytes(payload[:2]), payload[2:].decode()
 
 
+async def drain(ws: ClientConnection, count: int) -> int:
+    """Receive `count` frames; how many came."""
+    for _ in range(count):
+        await ws.recv()
+    return count
+
+
 async def test_slow_reader_is_closed_1008_without_delaying_others(database_url: str) -> None:
     """A client that never reads overflows its queue; a reading client gets every frame."""
     # The sender sends 300 frames at once: over the default rate limit (bursts of 200).
@@ -234,28 +241,32 @@ async def test_slow_reader_is_closed_1008_without_delaying_others(database_url: 
             websockets.connect(url, max_size=None) as sender,
         ):
             payload = "x" * 60_000
+            # The sender receives every broadcast too: read them, or closing it at the end
+            # waits out the client's close timeout (10 s) behind unread frames.
+            echoed = asyncio.create_task(asyncio.wait_for(drain(sender, 300), TIMEOUT))
             for i in range(300):  # ~18 MB: far more than the kernel buffers hold
                 await sender.send(f"{i}:{payload}")
                 assert (await recv(fast)).startswith(f"{i}:")  # never held up by `slow`
             code, reason = await asyncio.to_thread(read_close_frame, slow)
             assert (code, reason) == (1008, "too slow: send queue overflowed")
+            assert await echoed == 300
     finally:
         slow.close()
         process.stop(signal.SIGTERM)
 
 
-async def test_echo_answers_ok(live_server: LiveServer) -> None:
+async def test_echo_answers_ok(shared_server: LiveServer) -> None:
     """/ws/echo answers every text frame with OK!, up to the 64 KiB limit."""
-    async with websockets.connect(f"{live_server.ws}/ws/echo") as ws:
+    async with websockets.connect(f"{shared_server.ws}/ws/echo") as ws:
         for text in ("a", "", "ü" * 100, "€" * 21_000, "x" * 64 * 1024):
             await ws.send(text)
             assert await recv(ws) == "OK!"
 
 
-@pytest.mark.parametrize("path", ["/ws/echo", "/ws/broadcast", "/web_socket/bin"])
-async def test_binary_frame_closes_1003(live_server: LiveServer, path: str) -> None:
+@pytest.mark.parametrize("path", ["/ws/echo", "/ws/broadcast", "/web_socket/live-bin"])
+async def test_binary_frame_closes_1003(shared_server: LiveServer, path: str) -> None:
     """Text-only endpoints close with 1003 on a binary frame."""
-    async with websockets.connect(f"{live_server.ws}{path}") as ws:
+    async with websockets.connect(f"{shared_server.ws}{path}") as ws:
         await ws.send(b"\x00\x01")
         code, reason = await close_of(ws)
         assert code == 1003 and "binary" in reason
@@ -272,11 +283,11 @@ async def test_counter_ignores_binary_and_text(live_server: LiveServer) -> None:
             assert await recv(ws) == "2"
 
 
-@pytest.mark.parametrize("path", ["/ws/echo", "/ws/broadcast", "/web_socket/big"])
+@pytest.mark.parametrize("path", ["/ws/echo", "/ws/broadcast", "/web_socket/live-big"])
 @pytest.mark.parametrize("text", ["x" * (64 * 1024 + 1), "€" * 22_000], ids=["ascii", "utf8"])
-async def test_oversized_frame_closes_1009(live_server: LiveServer, path: str, text: str) -> None:
+async def test_oversized_frame_closes_1009(shared_server: LiveServer, path: str, text: str) -> None:
     """A frame over WS_MAX_MESSAGE_BYTES (64 KiB, counted in UTF-8 bytes) closes with 1009."""
-    async with websockets.connect(f"{live_server.ws}{path}") as ws:
+    async with websockets.connect(f"{shared_server.ws}{path}") as ws:
         await ws.send(text)
         code, _ = await close_of(ws)
         assert code == 1009
@@ -297,27 +308,26 @@ async def test_oversized_frame_closes_1009(live_server: LiveServer, path: str, t
     ],
 )
 async def test_bad_parameters_close_4400_with_a_reason(
-    live_server: LiveServer, path: str, reason: str
+    shared_server: LiveServer, path: str, reason: str
 ) -> None:
     """Bad path or query parameters are accepted, then closed 4400 saying why."""
-    async with websockets.connect(f"{live_server.ws}{path}") as ws:
+    async with websockets.connect(f"{shared_server.ws}{path}") as ws:
         assert await close_of(ws) == (4400, reason)
 
 
 @pytest.mark.parametrize(
     ("path", "send", "first"),
     [
-        ("/counter", None, "1"),  # the refused client never counted
         ("/ws/echo", "hi", "OK!"),
         ("/ws/broadcast", "hi", "hi"),
-        ("/web_socket/x?max_users=2", None, "welcome"),
+        ("/web_socket/live-origin?max_users=2", None, "welcome"),
     ],
 )
 async def test_foreign_origin_closes_4403(
-    live_server: LiveServer, path: str, send: str | None, first: str
+    shared_server: LiveServer, path: str, send: str | None, first: str
 ) -> None:
     """A handshake from another site's Origin is closed 4403; localhost is fine."""
-    url = f"{live_server.ws}{path}"
+    url = f"{shared_server.ws}{path}"
     async with websockets.connect(url, origin=Origin("https://evil.example")) as ws:
         code, reason = await close_of(ws)
         assert code == 4403 and "evil.example" in reason
@@ -328,7 +338,7 @@ async def test_foreign_origin_closes_4403(
             welcome = await recv_json(ws)
             assert welcome == {
                 "type": "welcome",
-                "session_id": "x",
+                "session_id": "live-origin",
                 "member_id": welcome["member_id"],
                 "users": 1,
                 "max_users": 2,
@@ -337,9 +347,19 @@ async def test_foreign_origin_closes_4403(
             assert await recv(ws) == first
 
 
-async def test_client_close_is_answered_1000(live_server: LiveServer) -> None:
+async def test_a_foreign_origin_on_counter_is_never_counted(live_server: LiveServer) -> None:
+    """Closed 4403, and the next client is alone on /counter (its own server: it counts)."""
+    url = f"{live_server.ws}/counter"
+    async with websockets.connect(url, origin=Origin("https://evil.example")) as ws:
+        code, reason = await close_of(ws)
+        assert code == 4403 and "evil.example" in reason
+    async with websockets.connect(url, origin=Origin("http://localhost:5173")) as ws:
+        assert await recv(ws) == "1"
+
+
+async def test_client_close_is_answered_1000(shared_server: LiveServer) -> None:
     """A normal client close completes with 1000 both ways."""
-    async with websockets.connect(f"{live_server.ws}/ws/echo") as ws:
+    async with websockets.connect(f"{shared_server.ws}/ws/echo") as ws:
         await ws.close()
         assert ws.close_code == 1000
 
@@ -361,20 +381,20 @@ async def test_graceful_stop_sends_1001_to_everyone(database_url: str) -> None:
 
 @pytest.mark.parametrize("path", ["/health", "/products/1", "/nowhere", "/counter/"])
 async def test_handshake_to_a_path_without_websocket_is_refused_404(
-    live_server: LiveServer, path: str
+    shared_server: LiveServer, path: str
 ) -> None:
     """No WebSocket route there (HTTP routes included): HTTP 404 with a problem body."""
     with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(f"{live_server.ws}{path}")
+        await websockets.connect(f"{shared_server.ws}{path}")
     response = refused.value.response
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert json.loads(response.body)["type"] == "not-found"
 
 
-async def test_malformed_origin_closes_4403(live_server: LiveServer) -> None:
+async def test_malformed_origin_closes_4403(shared_server: LiveServer) -> None:
     """An Origin that is not even a URL is refused like a foreign one."""
-    url = f"{live_server.ws}/ws/echo"
+    url = f"{shared_server.ws}/ws/echo"
     async with websockets.connect(url, origin=Origin("http://[::1")) as ws:
         code, _ = await close_of(ws)
         assert code == 4403
