@@ -1,5 +1,6 @@
-"""`python -m bench --smoke --only http`: every server starts, answers like ours, is loaded
-by wrk, and the report has a row for each HTTP target and the machine line."""
+"""`python -m bench --smoke`, run once for the module (one PostgreSQL for both sections):
+every server starts, answers like ours and is loaded; the report has a row for each target
+and the machine line."""
 
 import subprocess
 import sys
@@ -14,19 +15,21 @@ TARGETS = [
     f"HTTP {endpoint}: {what}"
     for endpoint in ("/brands", "/products/{id}")
     for what in ("req/s ours / bare ASGI floor", "req/s ours / Starlette", "p99 ours / Starlette")
-]
+] + ["HTTP /health: req/s ours / bare ASGI floor's /ping"]
 
 
-def smoke(only: str, tmp_path: Path) -> str:
-    """Run `python -m bench --smoke --only <only>`; returns the report it wrote."""
-    out = tmp_path / "BENCHMARKS.md"
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The report of one `python -m bench --smoke` (`--only ws` where wrk is missing)."""
+    out = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
+    only = [] if WRK.exists() else ["--only", "ws"]
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--only", only, "--out", str(out)],
+        [sys.executable, "-m", "bench", "--smoke", *only, "--out", str(out)],
         cwd=PROJECT_ROOT,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -36,9 +39,8 @@ def smoke(only: str, tmp_path: Path) -> str:
 @pytest.mark.skipif(
     not WRK.exists(), reason="wrk is not installed (/usr/bin/wrk: apt-get install wrk)"
 )
-@pytest.mark.timeout(330)
-def test_http_smoke_writes_a_report(tmp_path: Path) -> None:
-    report = smoke("http", tmp_path)
+@pytest.mark.timeout(630)
+def test_http_smoke_writes_a_report(report: str) -> None:
     for target in TARGETS:
         assert f"| {target} | " in report, target
     assert "\nMachine: " in report
@@ -54,11 +56,10 @@ WS_TARGETS = [
 ]
 
 
-@pytest.mark.timeout(330)
-def test_websocket_smoke_writes_a_report(tmp_path: Path) -> None:
-    """`python -m bench --smoke --only ws`: every server and the load client run, a storm of
-    50 converges on ours, and the report has the WebSocket targets."""
-    report = smoke("ws", tmp_path)
+@pytest.mark.timeout(630)
+def test_websocket_smoke_writes_a_report(report: str) -> None:
+    """Every server and the load client run, a storm of 50 converges on ours, and the report
+    has the WebSocket targets."""
     for target in WS_TARGETS:
         assert target in report, target
     assert "| ours /counter |" in report and "did not converge" not in report
