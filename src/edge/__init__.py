@@ -49,7 +49,6 @@ from src.errors import (
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
-    Problem,
     TooManyRequests,
     UnsupportedMediaType,
     UpgradeRequired,
@@ -359,21 +358,18 @@ class Edge:
                 self.open_per_address[address] = left
 
 
-async def _problem(scope: Scope, exc: BaseException, send: Any) -> None:
-    """Answer with the problem `exc` maps to (through the edge's own `send` wrapper)."""
+async def _problem(
+    scope: Scope, exc: BaseException, send: Any, kind: str = "http.response", *extra: Any
+) -> None:
+    """Answer with the problem `exc` maps to: through the edge's own `send` wrapper for
+    HTTP; as a handshake denial (`websocket.http.response`, with `extra` headers) for a
+    WebSocket."""
     problem, headers = to_problem(exc, scope["path"])
-    await _send_problem(problem, headers, send)
-
-
-async def _send_problem(problem: Problem, headers: dict[str, str] | None, send: Any) -> None:
     body = encode_problem(problem)
-    raw = [
-        *PROBLEM_HEADERS,
-        (b"content-length", str(len(body)).encode()),
-        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()),
-    ]
-    await send({"type": "http.response.start", "status": problem.status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+    raw = [*PROBLEM_HEADERS, (b"content-length", str(len(body)).encode()), *extra]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": f"{kind}.start", "status": problem.status, "headers": raw})
+    await send({"type": f"{kind}.body", "body": body})
 
 
 async def _refuse(scope: Scope, exc: AppError, send: Any) -> None:
@@ -382,12 +378,7 @@ async def _refuse(scope: Scope, exc: AppError, send: Any) -> None:
     if "websocket.http.response" not in scope.get("extensions", {}):
         await send({"type": "websocket.close", "code": Close.POLICY})  # HTTP 403
         return
-    problem, headers = to_problem(exc, scope["path"])
-    body = encode_problem(problem)
-    raw = [*PROBLEM_HEADERS, (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "websocket.http.response.start", "status": problem.status, "headers": raw})
-    await send({"type": "websocket.http.response.body", "body": body})
+    await _problem(scope, exc, send, "websocket.http.response", *SECURITY_HEADERS)
 
 
 async def _accept_and_close(send: Any, code: int, reason: str) -> None:

@@ -149,6 +149,3 @@ class RouteTable:
             if resource.websocket is websocket and (m := regex.match(path)):
                 return resource, m.groupdict()
         return None
-
-    def templates(self) -> list[str]:
-        return [r.template for r in self.resources]
