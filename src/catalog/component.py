@@ -1,11 +1,12 @@
-"""The catalog feature's wiring: its routes, the feed (a DI provider, started once the
-database is open) and the feed's metrics."""
+"""The catalog feature's wiring: its routes, the feed and the batched product reader (DI
+providers, started once the database is open) and the feed's metrics."""
 
 from typing import Any
 
 from prometheus_client.registry import Collector
 
 from src.catalog.feed import CatalogFeed, FeedCollector
+from src.catalog.readers import CatalogReader
 from src.catalog.routes import build_routes
 from src.component import Component
 from src.config import Settings
@@ -23,17 +24,19 @@ class Catalog(Component):
 
     def __init__(self, settings: Settings) -> None:
         self.feed = CatalogFeed(settings)
+        self.reader = CatalogReader()
 
     def routes(self) -> list[Any]:
         return build_routes()
 
     def providers(self) -> list[tuple[object, type]]:
-        return [(self.feed, CatalogFeed)]
+        return [(self.feed, CatalogFeed), (self.reader, CatalogReader)]
 
     def collectors(self) -> list[Collector]:
         return [FeedCollector(self.feed)]
 
     async def start(self, db: Database) -> None:
+        self.reader.start(db)
         await self.feed.start(db)
 
     async def stop(self) -> None:

@@ -47,14 +47,14 @@ async def brand_json(db: Executor, *, brand_id: int) -> str | None:
 
 
 @database_call
-async def product_json(db: Executor, *, product_id: int) -> str | None:
-    """One product as JSON, or None."""
-    text: str | None = await db.fetchval(
-        "SELECT row_to_json(p)::text FROM (SELECT product_id, product_name, brand_id"
-        " FROM product WHERE product_id = $1) p",
-        product_id,
+async def products_json(db: Executor, product_ids: list[int]) -> dict[int, str]:
+    """Products by id as JSON (those that exist), for a batch of lookups (`src.db.batch`)."""
+    rows = await db.fetch(
+        "SELECT p.product_id, row_to_json(p)::text FROM (SELECT product_id, product_name,"
+        " brand_id FROM product WHERE product_id = any($1::int[])) p",
+        product_ids,
     )
-    return text
+    return {product_id: text for product_id, text in rows}
 
 
 @database_call

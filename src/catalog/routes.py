@@ -19,6 +19,7 @@ from src.catalog.models import (
     ProductPage,
     decode_product_in,
 )
+from src.catalog.readers import CatalogReader
 from src.db.pool import Conn, Database
 from src.edge.routes import operation
 from src.errors import (
@@ -58,9 +59,9 @@ WRITE = (UnknownBrand, BodyTooLarge, UnsupportedMediaType, *GATED)
 
 
 @operation("listBrands", "List brands", DatabaseUnavailable)
-async def list_brands(db: Database) -> list[Brand]:
+async def list_brands(reader: CatalogReader) -> list[Brand]:
     """Every brand, by id."""
-    return json_body(await queries.brands_json(db), list[Brand])
+    return json_body(await reader.brands_json(), list[Brand])
 
 
 @operation("getBrand", "Get a brand", NotFound, *DATA)
@@ -73,9 +74,9 @@ async def get_brand(brand_id: BrandId, db: Database) -> Brand:
 
 
 @operation("getProduct", "Get a product", NotFound, *DATA)
-async def get_product(product_id: ProductId, db: Database) -> Product:
+async def get_product(product_id: ProductId, reader: CatalogReader) -> Product:
     """One product by id."""
-    product = await queries.product_json(db, product_id=product_id)
+    product = await reader.product_json(product_id)
     if product is None:
         raise NotFound(f"product {product_id} does not exist")
     return json_body(product, Product)
