@@ -449,8 +449,6 @@ class HttpProtocol(HookedHttpToolsProtocol):
     _gate: Gate[HttpProtocol]
     _reading = Reading.NEXT_HEAD
     _heads = 0  # heads read whole on this connection
-    _head_bytes = 0  # of the current head, from the parser's pieces: target, whole fields
-    _fields = 0  # header fields of the current head
     _unparsed_bytes = 0  # bytes of reads that fell wholly inside the current head
 
     def accepted(self) -> None:
@@ -485,43 +483,24 @@ class HttpProtocol(HookedHttpToolsProtocol):
         reading, heads = self._reading, self._heads
         super().data_received(data)
         # A read that began and ended inside one head (no head completed meanwhile) is all
-        # head: count it, since httptools holds a header field it is still receiving.
+        # head: count it, since httptools holds a header field it is still receiving. A
+        # head that grows past the limit is refused here, before it is read further.
         if reading is Reading.BODY or self._heads != heads or self.finished:
             return
         self._unparsed_bytes += len(data)
         if self._unparsed_bytes > self._limits.max_header_bytes:
-            self.answer_and_close(self._refusing(self._too_large()))
+            self.answer_and_close(self._refusing(self._too_large(len(self.url))))
 
     def head_begun(self) -> None:
-        self._reading = Reading.HEAD
-        self._head_bytes = self._fields = 0
+        self._reading = Reading.HEAD  # part of a head: a timeout now answers 408
 
-    def url_received(self, part: bytes) -> bytes | None:
-        self._head_bytes += len(part)
+    def _too_large(self, target_bytes: int) -> Refusal:
+        """414 when the request line alone is over MAX_HEADER_BYTES, else 431."""
         limit = self._limits.max_header_bytes
-        if self._head_bytes + REQUEST_LINE_BYTES > limit:
-            return self._refusing(
-                Refusal(URI_TOO_LONG, f"the request line is over {limit} bytes (MAX_HEADER_BYTES)")
+        if target_bytes + REQUEST_LINE_BYTES > limit:
+            return Refusal(
+                URI_TOO_LONG, f"the request line is over {limit} bytes (MAX_HEADER_BYTES)"
             )
-        return None
-
-    def header_received(self, name: bytes, value: bytes) -> bytes | None:
-        self._fields += 1
-        self._head_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        if self._fields > self._limits.max_headers:
-            return self._refusing(
-                Refusal(
-                    HEADERS_TOO_LARGE,
-                    f"the request has more than {self._limits.max_headers} header fields"
-                    " (MAX_HEADERS)",
-                )
-            )
-        if self._head_bytes + REQUEST_LINE_BYTES > self._limits.max_header_bytes:
-            return self._refusing(self._too_large())
-        return None
-
-    def _too_large(self) -> Refusal:
-        limit = self._limits.max_header_bytes
         return Refusal(
             HEADERS_TOO_LARGE, f"the request head is over {limit} bytes (MAX_HEADER_BYTES)"
         )
@@ -529,12 +508,20 @@ class HttpProtocol(HookedHttpToolsProtocol):
     def head_received(
         self, method: bytes, version: str, target: bytes, headers: list[tuple[bytes, bytes]]
     ) -> bytes | None:
-        # The exact size, now that the method is known: request line, fields, blank line.
-        if (
-            self._head_bytes + len(method) + len(b"  HTTP/1.1\r\n\r\n")
-            > self._limits.max_header_bytes
-        ):
-            return self._refusing(self._too_large())
+        limits = self._limits
+        if len(headers) > limits.max_headers:
+            return self._refusing(
+                Refusal(
+                    HEADERS_TOO_LARGE,
+                    f"the request has more than {limits.max_headers} header fields (MAX_HEADERS)",
+                )
+            )
+        # The exact size: request line, fields (": " and CRLF each), blank line.
+        size = len(method) + len(target) + len(b"  HTTP/1.1\r\n\r\n")
+        for name, value in headers:
+            size += len(name) + len(value) + 4
+        if size > limits.max_header_bytes:
+            return self._refusing(self._too_large(len(target)))
         if refusal := check_head(target, headers, self._limits.allowed_hosts):
             return self._refusing(refusal)
         self._heads += 1

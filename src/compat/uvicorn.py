@@ -10,8 +10,6 @@ do nothing here and which a subclass overrides:
 
     accepted()                  the connection is open and counted in `open_connections`
     head_begun()                the first byte of a request line was parsed
-    url_received(part)          a piece of the request target (a long one comes in pieces)
-    header_received(n, v)       one header field line, whole (httptools gathers it first)
     head_received(method, version, target, headers)
                                 the head is complete; uvicorn has not seen it yet
     body_awaited()              the app runs the request and its body is still to come
@@ -24,6 +22,10 @@ do nothing here and which a subclass overrides:
     lingering()                 an answer was sent and the write side shut: the connection
                                 waits for the client to close (see `answer_and_close`)
     lost()                      the connection is closed
+
+(No hook runs per header field or piece of the target: a hook there cost two Python calls
+per field on every request. The head is whole at `head_received`, and what arrives before
+it is counted by a subclass's `data_received`.)
 
 A hook that returns bytes refuses the request with them: the whole raw answer, or b"" to
 close without one. The services a subclass uses instead of uvicorn's attributes are
@@ -62,6 +64,7 @@ class HookedHttpToolsProtocol(HttpToolsProtocol):
 
     _refusal: bytes | None = None  # the answer a hook gave while httptools was parsing
     _finished = False  # answered, closed or handed over: nothing more is read or served
+    _body_due = False  # a request began in this read; its body may still be to come
 
     # -- hooks (override them) -----------------------------------------------------------
 
@@ -70,14 +73,6 @@ class HookedHttpToolsProtocol(HttpToolsProtocol):
 
     def head_begun(self) -> None:
         """The first byte of a request line was parsed."""
-
-    def url_received(self, part: bytes) -> bytes | None:
-        """A piece of the request target; bytes to refuse the request."""
-        return None
-
-    def header_received(self, name: bytes, value: bytes) -> bytes | None:
-        """One header field line, as sent; bytes to refuse the request."""
-        return None
 
     def head_received(
         self, method: bytes, version: str, target: bytes, headers: list[tuple[bytes, bytes]]
@@ -220,6 +215,10 @@ class HookedHttpToolsProtocol(HttpToolsProtocol):
             if answer is None:
                 answer = self.unparseable(self._reason(exc))
             self.answer_and_close(answer)
+            return
+        if self._body_due:  # the head's read ended before its body did
+            self._body_due = False
+            self.body_awaited()
 
     def _reason(self, exc: httptools.HttpParserError) -> str:
         """httptools's phrase for what it refused; a failure in a callback (uvicorn's or a
@@ -240,16 +239,6 @@ class HookedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.head_begun()
 
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        if (answer := self.url_received(url)) is not None:
-            self._refuse(answer)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        if (answer := self.header_received(name, value)) is not None:
-            self._refuse(answer)
-
     def on_headers_complete(self) -> None:
         parser = self.parser
         answer = self.head_received(
@@ -263,9 +252,10 @@ class HookedHttpToolsProtocol(HttpToolsProtocol):
         # A new cycle that uvicorn started at once (not queued behind a pipelined request
         # still answering, nor a WebSocket upgrade, which makes no cycle).
         if cycle is not earlier and not (self.pipeline and self.pipeline[0][0] is cycle):
-            self.body_awaited()
+            self._body_due = True  # `body_awaited` at the end of this read, if still due
 
     def on_message_complete(self) -> None:
+        self._body_due = False  # a request without a body: nothing to wait for
         super().on_message_complete()
         self.body_received()
 
