@@ -19,6 +19,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,15 @@ class DatabaseCopies:
 
     def drop(self, name: str) -> None:
         run(admin_sql(self.admin_dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+    @contextmanager
+    def copy(self) -> Iterator[str]:
+        """The URL of a fresh copy of the demo catalog, dropped after the block."""
+        name = self.take()
+        try:
+            yield with_database(self.admin_dsn, name)
+        finally:
+            self.drop(name)
 
     def close(self) -> None:
         """Drop the copy made ahead for a test that never came."""
@@ -148,23 +158,26 @@ def database_copies(admin_dsn: str, template_dsn: str) -> Iterator[DatabaseCopie
 
 
 @pytest.fixture
-def database_url(admin_dsn: str, database_copies: DatabaseCopies) -> Iterator[str]:
+def database_url(database_copies: DatabaseCopies) -> Iterator[str]:
     """A private copy of the demo catalog for one test, dropped afterwards."""
-    name = database_copies.take()
+    with database_copies.copy() as url:
+        yield url
+
+
+@asynccontextmanager
+async def connected(url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(url)
     try:
-        yield with_database(admin_dsn, name)
+        yield conn
     finally:
-        database_copies.drop(name)
+        await conn.close()
 
 
 @pytest.fixture
 async def sql(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A plain connection to the test's database, as another program would use."""
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connected(database_url) as conn:
         yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
@@ -190,13 +203,10 @@ def live_server(database_url: str) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
-def shared_database_url(admin_dsn: str, database_copies: DatabaseCopies) -> Iterator[str]:
+def shared_database_url(database_copies: DatabaseCopies) -> Iterator[str]:
     """The copy of the demo catalog that `shared_server` serves, dropped after the session."""
-    name = database_copies.take()
-    try:
-        yield with_database(admin_dsn, name)
-    finally:
-        database_copies.drop(name)
+    with database_copies.copy() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -225,11 +235,8 @@ def shared_server(shared_database_url: str) -> Iterator[LiveServer]:
 @pytest.fixture
 async def shared_sql(shared_database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A plain connection to `shared_server`'s database, as another program would use."""
-    conn = await asyncpg.connect(shared_database_url)
-    try:
+    async with connected(shared_database_url) as conn:
         yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="session")

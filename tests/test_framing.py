@@ -9,16 +9,14 @@ src.server:HttpProtocol` for the module; the pure parts are in tests/test_server
 import asyncio
 import json
 import signal
-import uuid
 from collections.abc import Iterator
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 
 from src.logs import SECURITY_HEADERS
-from tests.helpers import AUTH, LiveServer, start_live_server, with_database
+from tests.conftest import DatabaseCopies
+from tests.helpers import AUTH, LiveServer, start_live_server
 
 BODY_TIMEOUT_S = 1.0
 SLACK_S = 3.0  # how late past a timeout a close may come on a loaded test machine
@@ -31,22 +29,11 @@ WS_HANDSHAKE = (
 
 
 @pytest.fixture(scope="module")
-def server(admin_dsn: str, template_dsn: str) -> Iterator[LiveServer]:
+def server(database_copies: DatabaseCopies) -> Iterator[LiveServer]:
     """One server for the module, on its own copy of the demo catalog; stopped by PID."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    template = urlsplit(template_dsn).path.lstrip("/")
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name} TEMPLATE {template}"))
-    try:
+    with database_copies.copy() as url:
         process, port = start_live_server(
-            with_database(admin_dsn, name),
+            url,
             BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
             HEADER_TIMEOUT_S="30",  # far beyond every wait below: no head is timed out
         )
@@ -54,8 +41,6 @@ def server(admin_dsn: str, template_dsn: str) -> Iterator[LiveServer]:
             yield LiveServer(process, port)
         finally:
             process.stop(signal.SIGTERM)
-    finally:
-        asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 class Answer(NamedTuple):
