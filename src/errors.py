@@ -7,6 +7,7 @@
     │   ├── MethodNotAllowed     405  a method the route does not serve (`Allow` lists them)
     │   ├── UpgradeRequired      426  plain HTTP to a WebSocket endpoint
     │   ├── UnknownBrand         409  a write names a brand_id that does not exist
+    │   ├── BrandInUse           409  a brand deleted while a product names it
     │   ├── Unauthorized         401  a catalog write without a valid token (`src.auth`)
     │   ├── TooManyRequests      429  writes over WRITE_RATE_PER_MIN (`src.limits`)
     │   ├── BodyTooLarge         413  a body over MAX_BODY_BYTES (the edge)
@@ -155,6 +156,17 @@ class UnknownBrand(AppError):
 
     def field_errors(self) -> list[FieldError]:
         return [FieldError("body", "brand_id", self.detail)]
+
+
+class BrandInUse(AppError):
+    """`brand-in-use`: the brand cannot be deleted while a product names it."""
+
+    status = 409
+    type = "brand-in-use"
+    title = "Brand in use"
+
+    def __init__(self, brand_id: int) -> None:
+        super().__init__(f"brand {brand_id} is named by products: move or delete them first")
 
 
 class InvalidRequest(AppError):

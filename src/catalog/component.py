@@ -15,7 +15,7 @@ from src.db.pool import Database
 
 class Catalog(Component):
     tags = (
-        {"name": "brands", "description": "The catalog's brands (read-only)."},
+        {"name": "brands", "description": "Brands: read, create, rename, delete."},
         {
             "name": "products",
             "description": "Products: read, page through, create, replace, delete.",

@@ -30,6 +30,12 @@ class Brand(msgspec.Struct, frozen=True):
     brand_name: str
 
 
+class BrandIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A brand as a client writes it: its name, nothing else accepted."""
+
+    brand_name: Name
+
+
 class Product(msgspec.Struct, frozen=True):
     """A product: its id, its name and the id of its brand."""
 
@@ -65,6 +71,11 @@ def decode_json(body: bytes) -> object:
     except msgspec.DecodeError as exc:  # its " - at `$[...]`" names no field: dropped
         reason = f"the body is not valid JSON: {str(exc).split(' - at ')[0]}"
     raise CustomValidationError(detail=reason)
+
+
+def decode_brand_in(body: bytes) -> BrandIn:
+    """Decode a BrandIn body (bytes that are not JSON are a 422 saying why)."""
+    return msgspec.convert(decode_json(body), BrandIn)
 
 
 def decode_product_in(body: bytes) -> ProductIn:

@@ -11,9 +11,9 @@ from typing import Any
 
 import asyncpg
 
-from src.catalog.models import Product, ProductIn, ProductPage
+from src.catalog.models import Brand, BrandIn, Product, ProductIn, ProductPage
 from src.db.pool import Database, database_call
-from src.errors import UnknownBrand
+from src.errors import BrandInUse, UnknownBrand
 
 Executor = asyncpg.Connection | asyncpg.Pool | Database  # each has fetch, fetchrow, fetchval
 
@@ -76,6 +76,37 @@ async def list_products(
     items = [Product(*r) for r in rows[:limit]]
     next_after = items[-1].product_id if len(rows) > limit else None
     return ProductPage(items=items, next_after=next_after)
+
+
+@database_call
+async def insert_brand(db: Executor, *, brand: BrandIn) -> Brand:
+    row = await db.fetchrow(
+        "INSERT INTO brand (brand_name) VALUES ($1) RETURNING brand_id, brand_name",
+        brand.brand_name,
+    )
+    assert row is not None  # INSERT ... RETURNING always returns the row
+    return Brand(*row)
+
+
+@database_call
+async def update_brand(db: Executor, *, brand_id: int, brand: BrandIn) -> Brand | None:
+    row = await db.fetchrow(
+        "UPDATE brand SET brand_name = $2 WHERE brand_id = $1 RETURNING brand_id, brand_name",
+        brand_id,
+        brand.brand_name,
+    )
+    return Brand(*row) if row else None
+
+
+@database_call
+async def delete_brand(db: Executor, *, brand_id: int) -> bool:
+    """True if it was deleted, False if it did not exist; BrandInUse while a product names
+    it (the foreign key refuses, nothing changes)."""
+    try:
+        status = await db.execute("DELETE FROM brand WHERE brand_id = $1", brand_id)
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise BrandInUse(brand_id) from exc
+    return bool(status == "DELETE 1")
 
 
 async def _write_product(db: Executor, sql: str, *args: Any, brand_id: int) -> Product | None:

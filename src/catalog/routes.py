@@ -14,9 +14,11 @@ from src.catalog import queries
 from src.catalog.models import (
     MAX_ID,
     Brand,
+    BrandIn,
     Product,
     ProductIn,
     ProductPage,
+    decode_brand_in,
     decode_product_in,
 )
 from src.catalog.readers import CatalogReader
@@ -24,6 +26,7 @@ from src.db.pool import Conn, Database
 from src.edge.routes import operation
 from src.errors import (
     BodyTooLarge,
+    BrandInUse,
     DatabaseUnavailable,
     InvalidRequest,
     NotFound,
@@ -40,6 +43,7 @@ T = TypeVar("T")
 # Annotated is dropped for them, so bounds go through lihil's Param. Ids outside
 # PostgreSQL's INT range are client errors.
 Body = Annotated[ProductIn, Param("body", decoder=decode_product_in)]
+BrandBody = Annotated[BrandIn, Param("body", decoder=decode_brand_in)]
 ProductId = Annotated[int, Param(ge=1, le=MAX_ID, description="The product's id.")]
 BrandId = Annotated[int, Param(ge=1, le=MAX_ID, description="The brand's id.")]
 
@@ -55,7 +59,47 @@ def json_body(text: str, shape: type[T]) -> T:
 # a body (JSON, size).
 DATA = (InvalidRequest, DatabaseUnavailable)
 GATED = (Unauthorized, TooManyRequests, *DATA)
-WRITE = (UnknownBrand, BodyTooLarge, UnsupportedMediaType, *GATED)
+WITH_BODY = (BodyTooLarge, UnsupportedMediaType, *GATED)
+WRITE = (UnknownBrand, *WITH_BODY)
+
+
+def created(entity: object, location: str) -> Response:
+    """201 with the new resource as the body and its URL in Location (lihil passes a
+    Response through as it is; the handler's annotation documents the shape)."""
+    return Response(
+        _encode(entity),
+        status_code=201,
+        media_type="application/json",
+        headers={"Location": location},
+    )
+
+
+def no_content() -> Response:
+    return Response(status_code=204)  # no content-type either
+
+
+@operation("createBrand", "Create a brand", *WITH_BODY, location="/brands/{brand_id}")
+async def create_brand(brand: BrandBody, conn: Conn) -> Annotated[Brand, status.CREATED]:
+    """Create a brand; answers 201 with its Location."""
+    new = await queries.insert_brand(conn, brand=brand)
+    return created(new, f"/brands/{new.brand_id}")  # type: ignore[return-value]
+
+
+@operation("replaceBrand", "Rename a brand", NotFound, *WITH_BODY)
+async def replace_brand(brand_id: BrandId, brand: BrandBody, conn: Conn) -> Brand:
+    """Replace a brand's name."""
+    updated = await queries.update_brand(conn, brand_id=brand_id, brand=brand)
+    if updated is None:
+        raise NotFound(f"brand {brand_id} does not exist")
+    return updated
+
+
+@operation("deleteBrand", "Delete a brand", NotFound, BrandInUse, *GATED)
+async def delete_brand(brand_id: BrandId, conn: Conn) -> Annotated[Empty, status.NO_CONTENT]:
+    """Delete a brand no product names (409 `brand-in-use` otherwise)."""
+    if not await queries.delete_brand(conn, brand_id=brand_id):
+        raise NotFound(f"brand {brand_id} does not exist")
+    return no_content()  # type: ignore[return-value]
 
 
 @operation("listBrands", "List brands", DatabaseUnavailable)
@@ -108,13 +152,8 @@ async def list_products(
 @operation("createProduct", "Create a product", *WRITE, location="/products/{product_id}")
 async def create_product(product: Body, conn: Conn) -> Annotated[Product, status.CREATED]:
     """Create a product; answers 201 with its Location."""
-    created = await queries.insert_product(conn, product=product)
-    return Response(  # type: ignore[return-value]  # lihil passes Responses through as is
-        _encode(created),
-        status_code=201,
-        media_type="application/json",
-        headers={"Location": f"/products/{created.product_id}"},
-    )
+    new = await queries.insert_product(conn, product=product)
+    return created(new, f"/products/{new.product_id}")  # type: ignore[return-value]
 
 
 @operation(
@@ -142,7 +181,7 @@ async def delete_product(product_id: ProductId, conn: Conn) -> Annotated[Empty, 
     """Delete a product and its SKUs."""
     if not await queries.delete_product(conn, product_id=product_id):
         raise NotFound(f"product {product_id} does not exist")
-    return Response(status_code=204)  # type: ignore[return-value]  # no content-type either
+    return no_content()  # type: ignore[return-value]
 
 
 def build_routes() -> list[Route]:
@@ -151,7 +190,10 @@ def build_routes() -> list[Route]:
     brand, product = brands.sub("/{brand_id}"), products.sub("/{product_id}")
     brand_tag, product_tag = ["brands"], ["products"]
     brands.get(list_brands, tags=brand_tag)
+    brands.post(create_brand, tags=brand_tag)
     brand.get(get_brand, tags=brand_tag)
+    brand.put(replace_brand, tags=brand_tag)
+    brand.delete(delete_brand, tags=brand_tag)
     products.get(list_products, tags=product_tag)
     products.post(create_product, tags=product_tag)
     product_alias.post(create_product_tutorial, tags=product_tag)

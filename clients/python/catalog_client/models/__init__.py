@@ -1,6 +1,7 @@
 """Contains all the data models used in inputs/outputs"""
 
 from .brand import Brand
+from .brand_in import BrandIn
 from .field_error import FieldError
 from .health import Health
 from .problem import Problem
@@ -11,6 +12,7 @@ from .server_time import ServerTime
 
 __all__ = (
     "Brand",
+    "BrandIn",
     "FieldError",
     "Health",
     "Problem",
