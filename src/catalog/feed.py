@@ -152,7 +152,10 @@ class CatalogFeed:
             ) from None
 
     async def replay(self, db: Database, *, after: int, through: int) -> AsyncIterator[str]:
-        """The retained changes with `after` < id <= `through`, in order, page by page."""
+        """The retained changes with `after` < id <= `through`, in order, page by page.
+        `after=0` asks for every retained change: what pruning removed before the first
+        page is not asked for (a removal between pages still is a gap: ChangesPruned)."""
+        everything = after == 0
         while after < through:
             try:
                 pruned_through, changes = await queries.changes_after(
@@ -160,6 +163,8 @@ class CatalogFeed:
                 )
             except DatabaseUnavailable as exc:
                 raise FeedUnavailable(str(exc)) from exc
+            if everything:
+                everything, after = False, max(after, pruned_through)
             if pruned_through > after:
                 raise ChangesPruned(
                     f"after={after} is older than the retained changes (pruned through id "

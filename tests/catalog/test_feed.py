@@ -230,6 +230,22 @@ async def test_after_older_than_the_retained_window_closes_4410(
     assert "older than the retained changes" in reason and "reload" in reason
 
 
+async def test_after_0_replays_every_retained_change_even_after_pruning(
+    live_server: LiveServer, sql: asyncpg.Connection
+) -> None:
+    """after=0 means every retained change: pruning the older ones does not make it 4410
+    (it did: "pruned through id ...")."""
+    await sql.execute("UPDATE product SET product_name = 'gone' WHERE product_id = 1")
+    await queries.prune_changes(sql, older_than_s=0)
+    await sql.execute("UPDATE product SET product_name = 'kept' WHERE product_id = 2")
+    await sql.execute("UPDATE brand SET brand_name = 'kept' WHERE brand_id = 3")
+    async with websockets.connect(f"{live_server.ws}/ws/catalog?after=0") as ws:
+        first, second = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2)]
+    assert (first["type"], first["data"]["product_id"]) == ("product.updated", 2)
+    assert (second["type"], second["data"]["brand_id"]) == ("brand.updated", 3)
+    assert second["id"] > first["id"]
+
+
 async def test_after_ahead_of_every_change_closes_4400(shared_server: LiveServer) -> None:
     async with websockets.connect(f"{shared_server.ws}/ws/catalog?after=999999999") as ws:
         code, reason = await close_of(ws)
