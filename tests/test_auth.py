@@ -100,7 +100,7 @@ def test_a_valid_token_writes_and_reads_stay_public(anonymous: TestClient) -> No
 
 def test_unknown_routes_are_404_not_401(anonymous: TestClient) -> None:
     assert anonymous.post("/nowhere", json=NEW).status_code == 404
-    assert anonymous.post("/brands", json=NEW).status_code == 405  # GET only: no write there
+    assert anonymous.post("/time", json=NEW).status_code == 405  # GET only: no write there
 
 
 def test_a_server_without_a_secret_accepts_no_token(database_url: str) -> None:
