@@ -5,7 +5,11 @@ LIHIL TRAP (bad WebSocket query parameters give HTTP 500 at the handshake): para
 taken as plain strings and validated here, after accepting, so a client reads 4400 + reason.
 """
 
-from lihil import WebSocketRoute
+from collections.abc import AsyncIterator
+from typing import Annotated, NamedTuple
+
+from lihil import Ignore, WebSocketRoute, use
+from lihil.vendors import WebSocket
 
 from src.broker.base import Broker
 from src.broker.presence import decode_presence, presence_topic
@@ -14,6 +18,7 @@ from src.catalog.feed import CatalogFeed, ChangesPruned, FeedUnavailable
 from src.config import Settings
 from src.db.pool import Database
 from src.errors import BrokerUnavailable
+from src.realtime.peers import Peer
 from src.realtime.protocol import (
     BadParameter,
     Close,
@@ -26,7 +31,7 @@ from src.realtime.protocol import (
     parse_max_users,
     parse_session_id,
 )
-from src.realtime.sockets import PeerDep, given_once, new_member_id
+from src.realtime.sockets import PeerDep, accepted, given_once, new_member_id
 from src.realtime.topics import Delivery, Registry
 
 COUNTER = "counter"
@@ -113,11 +118,37 @@ async def broadcast(peer: PeerDep, broker: Broker, registry: Registry) -> None:
             await broker.publish(BROADCAST, text)
 
 
+class Listener(NamedTuple):
+    """A /ws/catalog client: its socket, and the feed's position just before its handshake
+    was accepted (every change after it is owed to the client)."""
+
+    peer: Peer
+    accepted_after: int
+
+
+async def open_listener(
+    ws: Ignore[WebSocket], registry: Registry, feed: CatalogFeed
+) -> Ignore[AsyncIterator[Listener]]:
+    position = feed.position  # read before accepting: nothing after it can be missed
+    async with accepted(ws, registry) as peer:
+        yield Listener(peer, position)
+
+
+ListenerDep = Annotated[Listener, use(open_listener)]
+
+
 async def catalog(
-    peer: PeerDep, feed: CatalogFeed, db: Database, registry: Registry, after: str | None = None
+    listener: ListenerDep,
+    feed: CatalogFeed,
+    db: Database,
+    registry: Registry,
+    after: str | None = None,
 ) -> None:
     """The live catalog: one frame per committed change; with `after`, the retained changes
-    after that id first, then live, with no gap and no duplicate at the seam."""
+    after that id first, then live, with no gap and no duplicate at the seam. Without
+    `after`, the changes the feed delivered while the handshake was being accepted are
+    replayed the same way: none is missed at connect."""
+    peer = listener.peer
     try:
         given_once(peer, "after")
         since = parse_after(after)
@@ -133,11 +164,13 @@ async def catalog(
     except FeedUnavailable as exc:
         peer.close(Close.TRY_AGAIN_LATER, str(exc))
         return
+    if since is None:
+        since = listener.accepted_after
     peer.hold()  # live changes queue up behind the replay
     with registry.subscription(CATALOG, peer, source=feed):
-        if since is not None:
-            # Read with the subscription in place: live frames from here on have larger ids.
-            through = feed.position
+        # Read with the subscription in place: live frames from here on have larger ids.
+        through = feed.position
+        if since < through:
             try:
                 async for frame in feed.replay(db, after=since, through=through):
                     if not await peer.write_held(frame):

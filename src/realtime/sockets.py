@@ -7,6 +7,7 @@ and closed (1000 unless closed already) once the handler returns.
 
 import itertools
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 from lihil import Ignore, use
@@ -33,11 +34,16 @@ def given_once(peer: Peer, name: str) -> None:
         raise BadParameter(f"{name} given more than once; give it once")
 
 
+def accepted(ws: WebSocket, registry: Registry) -> AbstractAsyncContextManager[Peer]:
+    """Accept `ws` and track it as a Peer for the block; close and clean up after. The peer
+    is labelled with its route's template (a bounded set of metric labels), which the edge
+    put in the scope when it matched the route."""
+    return registry.connect(ws, ws.scope["route"].path)
+
+
 async def open_peer(ws: Ignore[WebSocket], registry: Registry) -> Ignore[AsyncIterator[Peer]]:
-    """Accept, hand the handler a Peer (queue + writer task), close and clean up after. The
-    peer is labelled with its route's template (a bounded set of metric labels), which the
-    edge put in the scope when it matched the route."""
-    async with registry.connect(ws, ws.scope["route"].path) as peer:
+    """Accept, hand the handler a Peer (queue + writer task), close and clean up after."""
+    async with accepted(ws, registry) as peer:
         yield peer
 
 

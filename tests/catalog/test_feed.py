@@ -3,6 +3,7 @@
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -10,10 +11,13 @@ import httpx
 import jsonschema_rs
 import pytest
 import websockets
+from lihil.vendors import TestClient
 
+from src.app import create_app
 from src.catalog import queries
+from src.catalog.feed import CatalogFeed
 from src.config import PROJECT_ROOT
-from tests.helpers import AUTH, LiveServer, start_live_server
+from tests.helpers import AUTH, LiveServer, make_settings, start_live_server
 from tests.realtime.test_live import close_of, recv_json
 
 
@@ -286,3 +290,44 @@ async def test_the_feed_catches_up_after_losing_its_connection(
         got = [await recv_json(ws) for _ in range(3)]
     assert [c["data"]["product_name"] for c in got] == ["n0", "n1", "n2"]
     live_server.process.wait_for("catalog feed: connected again")
+
+
+def test_a_change_delivered_between_accept_and_subscription_still_reaches_the_client(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race made deterministic. The listener hears no NOTIFY (and polls never), so a
+    change C stays unread until the handler subscribes; at that moment the patched
+    `subscribe` advances the feed past C as the listener would have, to no subscriber.
+    Then a change D is read as usual. A client that connected without `after` must
+    receive C, then D (it received D alone: C fell in the gap at connect)."""
+    feeds: list[CatalogFeed] = []
+    subscribe = CatalogFeed.subscribe
+    committed: list[int] = []
+
+    def racing(self: CatalogFeed, topic: str, deliver: Callable[[str], None]) -> Callable[[], None]:
+        feeds.append(self)
+        self.position = committed[0]  # C was delivered a moment ago, to no subscriber
+        return subscribe(self, topic, deliver)
+
+    monkeypatch.setattr(CatalogFeed, "_notified", lambda self, *_: None)
+    monkeypatch.setattr(CatalogFeed, "subscribe", racing)
+    settings = make_settings(DATABASE_URL=database_url, CATALOG_FEED_POLL_S=3600)
+
+    async def rename(name: str) -> int:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute("UPDATE product SET product_name = $1 WHERE product_id = 7", name)
+            return int(await conn.fetchval("SELECT max(id) FROM catalog_change"))
+        finally:
+            await conn.close()
+
+    with TestClient(create_app(settings)) as client:
+        committed.append(asyncio.run(rename("C")))
+        with client.websocket_connect("/ws/catalog") as ws:
+            assert client.portal is not None and feeds
+            d = asyncio.run(rename("D"))
+            client.portal.call(feeds[0].sync)  # the listener reads D and delivers it
+            first = ws.receive_json()
+            assert (first["id"], first["data"]["product_name"]) == (committed[0], "C")
+            second = ws.receive_json()
+            assert (second["id"], second["data"]["product_name"]) == (d, "D")
