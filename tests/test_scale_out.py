@@ -64,6 +64,23 @@ async def test_counter_counts_clients_of_every_process(servers: list[LiveServer]
         await asyncio.gather(*(ws.close() for ws in clients))
 
 
+async def test_product_viewers_are_counted_across_processes_per_product(
+    servers: list[LiveServer],
+) -> None:
+    """Viewers of one product on both processes see one global count; another product's
+    viewers are counted apart."""
+    one = [f"{s.ws}/ws/products/5/viewers" for s in servers for _ in range(2)]
+    clients = list(await asyncio.gather(*(websockets.connect(url) for url in one)))
+    try:
+        await asyncio.gather(*(wait_for_count(ws, "4") for ws in clients))
+        async with websockets.connect(f"{servers[1].ws}/ws/products/6/viewers") as other:
+            await wait_for_count(other, "1")
+        await clients[0].close()
+        await asyncio.gather(*(wait_for_count(ws, "3") for ws in clients[1:]))
+    finally:
+        await asyncio.gather(*(ws.close() for ws in clients))
+
+
 async def test_broadcast_reaches_every_process_in_each_senders_order(
     servers: list[LiveServer],
 ) -> None:

@@ -83,6 +83,12 @@ def build_asyncapi(version: str, *, max_session_users: int, default_session_user
         "UsersOnline": _text(
             "UsersOnline", "The number of /counter connections, e.g. `3`.", {"type": "string"}
         ),
+        "Viewers": _text(
+            "Viewers",
+            "The number of clients viewing the product (connected to its viewers endpoint, "
+            "on every process), e.g. `2`.",
+            {"type": "string", "pattern": "^(0|[1-9][0-9]*)$"},
+        ),
         "Welcome": _json(Welcome, "First frame to a new member: its id and the room's state."),
         "Count": _json(Count, "The room's member count, on every join and leave."),
         "Message": _json(Message, "A member's text, relayed to every member (sender included)."),
@@ -106,6 +112,15 @@ def build_asyncapi(version: str, *, max_session_users: int, default_session_user
             "description": "Users online; whatever clients send is ignored. Updates are "
             "coalesced (at most one per COUNTER_WINDOW_MS) and end on the true count.",
             "messages": refs("UsersOnline"),
+        },
+        "productViewers": {
+            "address": "/ws/products/{product_id}/viewers",
+            "description": "Viewers of one product: the count of clients connected here for "
+            "it, global across workers with BROKER=redis, pushed on connect and on change and "
+            "coalesced like /counter. A bad product_id closes 4400. What clients send is "
+            "ignored.",
+            "parameters": {"product_id": {"description": "A product id, 1..2147483647."}},
+            "messages": refs("Viewers"),
         },
         "sessionRoom": {
             "address": "/web_socket/{session_id}",
@@ -152,6 +167,7 @@ def build_asyncapi(version: str, *, max_session_users: int, default_session_user
         "channels": channels,
         "operations": {
             "receiveUsersOnline": operation("receive", "counter", "UsersOnline"),
+            "receiveViewers": operation("receive", "productViewers", "Viewers"),
             "receiveRoomFrames": operation("receive", "sessionRoom", "Welcome", "Count", "Message"),
             "sendRoomText": operation("send", "sessionRoom", "Text"),
             "sendEcho": operation("send", "echo", "Text"),

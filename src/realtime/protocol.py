@@ -60,6 +60,15 @@ def parse_max_users(raw: str | None, *, default: int, cap: int) -> int:
 
 
 MAX_CHANGE_ID = 2**63 - 1  # change ids are PostgreSQL BIGINTs
+MAX_ROW_ID = 2**31 - 1  # product ids are PostgreSQL INTs
+
+
+def parse_product_id(raw: str) -> int:
+    """/ws/products/{product_id}/viewers: a product id in canonical decimal."""
+    value = _integer(raw, 1, MAX_ROW_ID)
+    if value is None:
+        raise BadParameter(f"product_id must be an integer from 1 to {MAX_ROW_ID}")
+    return value
 
 
 def parse_after(raw: str | None) -> int | None:

@@ -29,6 +29,7 @@ from src.realtime.protocol import (
     full_reason,
     parse_after,
     parse_max_users,
+    parse_product_id,
     parse_session_id,
 )
 from src.realtime.sockets import PeerDep, accepted, given_once, new_member_id
@@ -37,6 +38,7 @@ from src.realtime.topics import Delivery, Registry
 COUNTER = "counter"
 BROADCAST = "broadcast"
 ROOM = "room:"  # a room's presence group is ROOM + session_id
+VIEWERS = "viewers:"  # a product's viewers are the presence group VIEWERS + product_id
 
 
 def _users(topic: str, event: str) -> str:
@@ -55,10 +57,29 @@ ROOM_COUNTS = Delivery(render=_room_count)
 
 async def counter(peer: PeerDep, broker: Broker, registry: Registry) -> None:
     """Users online: the number of /counter connections, pushed on connect and on change."""
-    with registry.subscription(presence_topic(COUNTER), peer, USERS_ONLINE):
-        async with broker.membership(COUNTER, new_member_id()):
+    await count_members(COUNTER, peer, broker, registry)
+
+
+async def product_viewers(
+    product_id: str, peer: PeerDep, broker: Broker, registry: Registry
+) -> None:
+    """How many clients view this product: the number of connections to its viewers
+    endpoint, across every process sharing the broker, pushed on connect and on change."""
+    try:
+        product = parse_product_id(product_id)
+    except BadParameter as exc:
+        peer.close(Close.BAD_PARAMETER, str(exc))
+        return
+    await count_members(f"{VIEWERS}{product}", peer, broker, registry)
+
+
+async def count_members(group: str, peer: Peer, broker: Broker, registry: Registry) -> None:
+    """Join `group` for as long as the client stays, and push it the group's size on
+    connect and on every change (coalesced); whatever the client sends is ignored."""
+    with registry.subscription(presence_topic(group), peer, USERS_ONLINE):
+        async with broker.membership(group, new_member_id()):
             while await peer.receive(text_only=False) is not None:
-                pass  # whatever clients send is ignored
+                pass
 
 
 async def session_room(
@@ -191,6 +212,7 @@ def build_ws_routes() -> list[WebSocketRoute]:
     routes = []
     for path, handler in [
         ("/counter", counter),
+        ("/ws/products/{product_id}/viewers", product_viewers),
         ("/web_socket/{session_id}", session_room),
         ("/ws/echo", echo),
         ("/ws/broadcast", broadcast),

@@ -100,6 +100,31 @@ async def test_counter_notices_a_silent_client_through_pings(database_url: str) 
         process.stop(signal.SIGTERM)
 
 
+async def test_viewers_of_a_product_are_counted_apart_from_other_products(
+    shared_server: LiveServer,
+) -> None:
+    """Each viewer gets the product's viewer count on connect and on every change; another
+    product's viewers are not counted (product ids of this test's own)."""
+    url = f"{shared_server.ws}/ws/products/%d/viewers"
+    async with websockets.connect(url % 777001) as first:
+        await wait_for_count(first, "1")
+        async with websockets.connect(url % 777001) as second:
+            await wait_for_count(second, "2")
+            await wait_for_count(first, "2")
+            async with websockets.connect(url % 777002) as elsewhere:
+                await wait_for_count(elsewhere, "1")
+        await wait_for_count(first, "1")
+
+
+@pytest.mark.parametrize("product_id", ["0", "05", "abc", "1e3", "2147483648", "-1"])
+async def test_a_bad_product_id_closes_viewers_4400(
+    shared_server: LiveServer, product_id: str
+) -> None:
+    async with websockets.connect(f"{shared_server.ws}/ws/products/{product_id}/viewers") as ws:
+        code, reason = await close_of(ws)
+    assert code == 4400 and reason.startswith("product_id must be an integer")
+
+
 async def test_room_welcome_counts_and_messages(shared_server: LiveServer) -> None:
     """Welcome first, then counts on joins and leaves; messages reach every member."""
     url = f"{shared_server.ws}/web_socket/live-room-1?max_users=3"
