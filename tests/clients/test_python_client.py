@@ -2,6 +2,7 @@
 
 import filecmp
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -211,21 +212,42 @@ def readme_snippet() -> str:
     return readme[start + len("```python\n") : readme.index("```", start + 3)]
 
 
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The python of a fresh virtualenv where `pip install clients/python` installed the
+    client (from a copy: a build leaves files behind), as a user of the API would."""
+    work = tmp_path_factory.mktemp("client")
+    shutil.copytree(PROJECT_ROOT / "clients" / "python", work / "src")
+    subprocess.run([sys.executable, "-m", "venv", work / "venv"], check=True, timeout=120)
+    python = work / "venv" / "bin" / "python"
+    install: list[str | Path] = [python, "-m", "pip", "install", "--quiet"]
+    done = subprocess.run(
+        [*install, "--disable-pip-version-check", work / "src"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return python
+
+
 @pytest.mark.parametrize(("brand_id", "outcome"), [(1, "Product("), (999, "409 unknown-brand")])
-def test_readme_client_example_runs(shared_server: LiveServer, brand_id: int, outcome: str) -> None:
-    """The README's snippet creates and reads a product, and reports a problem readably."""
+def test_readme_client_example_runs(
+    installed: Path, shared_server: LiveServer, brand_id: int, outcome: str
+) -> None:
+    """The README's snippet, run by a virtualenv that has only the installed client, creates
+    and reads a product, and reports a problem readably."""
     code = readme_snippet().replace("http://127.0.0.1:8000", shared_server.http)
     code = code.replace("brand_id=1)", f"brand_id={brand_id})")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run = subprocess.run(
-        [sys.executable, "-c", code],
+        [installed, "-c", code],
         capture_output=True,
         text=True,
         timeout=60,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(PROJECT_ROOT / "clients" / "python"),
-            "CATALOG_TOKEN": TOKEN,
-        },
+        cwd=installed.parent,  # not the checkout: nothing to import from there
+        env={**env, "CATALOG_TOKEN": TOKEN},
     )
     assert outcome in run.stdout + run.stderr, run
     assert "Traceback" not in run.stderr, run.stderr
