@@ -8,6 +8,7 @@
     │   ├── UpgradeRequired      426  plain HTTP to a WebSocket endpoint
     │   ├── UnknownBrand         409  a write names a brand_id that does not exist
     │   ├── BrandInUse           409  a brand deleted while a product names it
+    │   ├── PreconditionFailed   412  If-Match names a version the resource no longer has
     │   ├── Unauthorized         401  a catalog write without a valid token (`src.auth`)
     │   ├── TooManyRequests      429  writes over WRITE_RATE_PER_MIN (`src.limits`)
     │   ├── BodyTooLarge         413  a body over MAX_BODY_BYTES (the edge)
@@ -167,6 +168,15 @@ class BrandInUse(AppError):
 
     def __init__(self, brand_id: int) -> None:
         super().__init__(f"brand {brand_id} is named by products: move or delete them first")
+
+
+class PreconditionFailed(AppError):
+    """`precondition-failed`: the resource changed since the ETag given in If-Match (GET it
+    again); nothing was changed."""
+
+    status = 412
+    type = "precondition-failed"
+    title = "Precondition failed"
 
 
 class InvalidRequest(AppError):

@@ -79,6 +79,23 @@ async def list_products(
 
 
 @database_call
+async def locked_json(db: Executor, *, table: str, key: int) -> str | None:
+    """The row of `table` ("brand" or "product") as GET shows it, locked until the end of the
+    transaction (the current version an If-Match names), or None."""
+    sql = LOCKED_JSON[table]
+    text: str | None = await db.fetchval(sql, key)
+    return text
+
+
+LOCKED_JSON = {
+    "brand": "SELECT row_to_json(b)::text FROM (SELECT brand_id, brand_name FROM brand"
+    " WHERE brand_id = $1 FOR UPDATE) b",
+    "product": "SELECT row_to_json(p)::text FROM (SELECT product_id, product_name, brand_id"
+    " FROM product WHERE product_id = $1 FOR UPDATE) p",
+}
+
+
+@database_call
 async def insert_brand(db: Executor, *, brand: BrandIn) -> Brand:
     row = await db.fetchrow(
         "INSERT INTO brand (brand_name) VALUES ($1) RETURNING brand_id, brand_name",

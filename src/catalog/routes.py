@@ -4,8 +4,11 @@ Each handler declares its OpenAPI operation (id, summary, the problems it answer
 it; its tag is given where the routes are built.
 """
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, TypeVar, cast
 
+import asyncpg
 import msgspec
 from lihil import Empty, Param, Route, status
 from lihil.vendors import Response
@@ -23,6 +26,7 @@ from src.catalog.models import (
 )
 from src.catalog.readers import CatalogReader
 from src.db.pool import Conn, Database
+from src.edge.etag import etag_of, if_match_holds
 from src.edge.routes import operation
 from src.errors import (
     BodyTooLarge,
@@ -30,6 +34,7 @@ from src.errors import (
     DatabaseUnavailable,
     InvalidRequest,
     NotFound,
+    PreconditionFailed,
     TooManyRequests,
     Unauthorized,
     UnknownBrand,
@@ -74,6 +79,35 @@ def created(entity: object, location: str) -> Response:
     )
 
 
+IfMatch = Annotated[
+    str,
+    Param(
+        "header",
+        alias="If-Match",
+        description="Write only if the resource still has this ETag (from a GET); `*`: if it"
+        " exists. Without it, the write is unconditional.",
+    ),
+]
+
+
+@asynccontextmanager
+async def unchanged(
+    conn: asyncpg.Connection, if_match: str, *, table: str, key: int, what: str
+) -> AsyncIterator[None]:
+    """The block runs in one transaction; with If-Match, only while the row is still the
+    version the tag names (locked until the block commits): 412 otherwise, 404 if gone."""
+    async with conn.transaction():
+        if if_match:
+            current = await queries.locked_json(conn, table=table, key=key)
+            if current is None:
+                raise NotFound(f"{what} does not exist")
+            if not if_match_holds(if_match, etag_of(current.encode())):
+                raise PreconditionFailed(
+                    f"{what} changed since the ETag in If-Match: GET it again; nothing changed"
+                )
+        yield
+
+
 def no_content() -> Response:
     return Response(status_code=204)  # no content-type either
 
@@ -85,19 +119,26 @@ async def create_brand(brand: BrandBody, conn: Conn) -> Annotated[Brand, status.
     return created(new, f"/brands/{new.brand_id}")  # type: ignore[return-value]
 
 
-@operation("replaceBrand", "Rename a brand", NotFound, *WITH_BODY)
-async def replace_brand(brand_id: BrandId, brand: BrandBody, conn: Conn) -> Brand:
+@operation("replaceBrand", "Rename a brand", NotFound, PreconditionFailed, *WITH_BODY)
+async def replace_brand(
+    brand_id: BrandId, brand: BrandBody, conn: Conn, if_match: IfMatch = ""
+) -> Brand:
     """Replace a brand's name."""
-    updated = await queries.update_brand(conn, brand_id=brand_id, brand=brand)
+    async with unchanged(conn, if_match, table="brand", key=brand_id, what=f"brand {brand_id}"):
+        updated = await queries.update_brand(conn, brand_id=brand_id, brand=brand)
     if updated is None:
         raise NotFound(f"brand {brand_id} does not exist")
     return updated
 
 
-@operation("deleteBrand", "Delete a brand", NotFound, BrandInUse, *GATED)
-async def delete_brand(brand_id: BrandId, conn: Conn) -> Annotated[Empty, status.NO_CONTENT]:
+@operation("deleteBrand", "Delete a brand", NotFound, BrandInUse, PreconditionFailed, *GATED)
+async def delete_brand(
+    brand_id: BrandId, conn: Conn, if_match: IfMatch = ""
+) -> Annotated[Empty, status.NO_CONTENT]:
     """Delete a brand no product names (409 `brand-in-use` otherwise)."""
-    if not await queries.delete_brand(conn, brand_id=brand_id):
+    async with unchanged(conn, if_match, table="brand", key=brand_id, what=f"brand {brand_id}"):
+        deleted = await queries.delete_brand(conn, brand_id=brand_id)
+    if not deleted:
         raise NotFound(f"brand {brand_id} does not exist")
     return no_content()  # type: ignore[return-value]
 
@@ -167,19 +208,28 @@ async def create_product_tutorial(product: Body, conn: Conn) -> Annotated[Produc
     return await create_product(product, conn)
 
 
-@operation("replaceProduct", "Replace a product", NotFound, *WRITE)
-async def replace_product(product_id: ProductId, product: Body, conn: Conn) -> Product:
+@operation("replaceProduct", "Replace a product", NotFound, PreconditionFailed, *WRITE)
+async def replace_product(
+    product_id: ProductId, product: Body, conn: Conn, if_match: IfMatch = ""
+) -> Product:
     """Replace a product's name and brand."""
-    updated = await queries.update_product(conn, product_id=product_id, product=product)
+    what = f"product {product_id}"
+    async with unchanged(conn, if_match, table="product", key=product_id, what=what):
+        updated = await queries.update_product(conn, product_id=product_id, product=product)
     if updated is None:
         raise NotFound(f"product {product_id} does not exist")
     return updated
 
 
-@operation("deleteProduct", "Delete a product", NotFound, *GATED)
-async def delete_product(product_id: ProductId, conn: Conn) -> Annotated[Empty, status.NO_CONTENT]:
+@operation("deleteProduct", "Delete a product", NotFound, PreconditionFailed, *GATED)
+async def delete_product(
+    product_id: ProductId, conn: Conn, if_match: IfMatch = ""
+) -> Annotated[Empty, status.NO_CONTENT]:
     """Delete a product and its SKUs."""
-    if not await queries.delete_product(conn, product_id=product_id):
+    what = f"product {product_id}"
+    async with unchanged(conn, if_match, table="product", key=product_id, what=what):
+        deleted = await queries.delete_product(conn, product_id=product_id)
+    if not deleted:
         raise NotFound(f"product {product_id} does not exist")
     return no_content()  # type: ignore[return-value]
 

@@ -24,3 +24,10 @@ def none_match(header: str, etag: str) -> bool:
     """If-None-Match holds `etag` (weak comparison, as RFC 9110 asks for it) or `*`."""
     candidates = [tag.strip().removeprefix("W/") for tag in header.split(",")]
     return "*" in candidates or etag in candidates
+
+
+def if_match_holds(header: str, etag: str) -> bool:
+    """If-Match holds `etag` (strong comparison, as RFC 9110 asks for it: a weak tag never
+    matches) or `*`."""
+    candidates = [tag.strip() for tag in header.split(",")]
+    return "*" in candidates or etag in candidates

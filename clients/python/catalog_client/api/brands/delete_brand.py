@@ -7,12 +7,17 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.problem import Problem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     brand_id: int,
+    *,
+    if_match: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(if_match, Unset):
+        headers["If-Match"] = if_match
 
     _kwargs: dict[str, Any] = {
         "method": "delete",
@@ -21,6 +26,7 @@ def _get_kwargs(
         ),
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -45,6 +51,11 @@ def _parse_response(
         response_409 = Problem.from_dict(response.json())
 
         return response_409
+
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
 
     if response.status_code == 422:
         response_422 = Problem.from_dict(response.json())
@@ -82,6 +93,7 @@ def sync_detailed(
     brand_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Response[Any | Problem]:
     """Delete a brand
 
@@ -89,6 +101,8 @@ def sync_detailed(
 
     Args:
         brand_id (int): The brand's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -100,6 +114,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         brand_id=brand_id,
+        if_match=if_match,
     )
 
     response = client.get_httpx_client().request(
@@ -113,6 +128,7 @@ def sync(
     brand_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Any | Problem | None:
     """Delete a brand
 
@@ -120,6 +136,8 @@ def sync(
 
     Args:
         brand_id (int): The brand's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -132,6 +150,7 @@ def sync(
     return sync_detailed(
         brand_id=brand_id,
         client=client,
+        if_match=if_match,
     ).parsed
 
 
@@ -139,6 +158,7 @@ async def asyncio_detailed(
     brand_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Response[Any | Problem]:
     """Delete a brand
 
@@ -146,6 +166,8 @@ async def asyncio_detailed(
 
     Args:
         brand_id (int): The brand's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -157,6 +179,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         brand_id=brand_id,
+        if_match=if_match,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -168,6 +191,7 @@ async def asyncio(
     brand_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Any | Problem | None:
     """Delete a brand
 
@@ -175,6 +199,8 @@ async def asyncio(
 
     Args:
         brand_id (int): The brand's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -188,5 +214,6 @@ async def asyncio(
         await asyncio_detailed(
             brand_id=brand_id,
             client=client,
+            if_match=if_match,
         )
     ).parsed

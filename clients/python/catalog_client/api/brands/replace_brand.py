@@ -9,15 +9,18 @@ from ...client import AuthenticatedClient, Client
 from ...models.brand import Brand
 from ...models.brand_in import BrandIn
 from ...models.problem import Problem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     brand_id: int,
     *,
     body: BrandIn,
+    if_match: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(if_match, Unset):
+        headers["If-Match"] = if_match
 
     _kwargs: dict[str, Any] = {
         "method": "put",
@@ -51,6 +54,11 @@ def _parse_response(
         response_404 = Problem.from_dict(response.json())
 
         return response_404
+
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
 
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
@@ -99,6 +107,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: BrandIn,
+    if_match: str | Unset = UNSET,
 ) -> Response[Brand | Problem]:
     """Rename a brand
 
@@ -106,6 +115,8 @@ def sync_detailed(
 
     Args:
         brand_id (int): The brand's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
         body (BrandIn): A brand as a client writes it: its name, nothing else accepted.
 
     Raises:
@@ -119,6 +130,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         brand_id=brand_id,
         body=body,
+        if_match=if_match,
     )
 
     response = client.get_httpx_client().request(
@@ -133,6 +145,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: BrandIn,
+    if_match: str | Unset = UNSET,
 ) -> Brand | Problem | None:
     """Rename a brand
 
@@ -140,6 +153,8 @@ def sync(
 
     Args:
         brand_id (int): The brand's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
         body (BrandIn): A brand as a client writes it: its name, nothing else accepted.
 
     Raises:
@@ -154,6 +169,7 @@ def sync(
         brand_id=brand_id,
         client=client,
         body=body,
+        if_match=if_match,
     ).parsed
 
 
@@ -162,6 +178,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: BrandIn,
+    if_match: str | Unset = UNSET,
 ) -> Response[Brand | Problem]:
     """Rename a brand
 
@@ -169,6 +186,8 @@ async def asyncio_detailed(
 
     Args:
         brand_id (int): The brand's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
         body (BrandIn): A brand as a client writes it: its name, nothing else accepted.
 
     Raises:
@@ -182,6 +201,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         brand_id=brand_id,
         body=body,
+        if_match=if_match,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -194,6 +214,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: BrandIn,
+    if_match: str | Unset = UNSET,
 ) -> Brand | Problem | None:
     """Rename a brand
 
@@ -201,6 +222,8 @@ async def asyncio(
 
     Args:
         brand_id (int): The brand's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
         body (BrandIn): A brand as a client writes it: its name, nothing else accepted.
 
     Raises:
@@ -216,5 +239,6 @@ async def asyncio(
             brand_id=brand_id,
             client=client,
             body=body,
+            if_match=if_match,
         )
     ).parsed

@@ -7,12 +7,17 @@ import httpx
 from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.problem import Problem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     product_id: int,
+    *,
+    if_match: str | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(if_match, Unset):
+        headers["If-Match"] = if_match
 
     _kwargs: dict[str, Any] = {
         "method": "delete",
@@ -21,6 +26,7 @@ def _get_kwargs(
         ),
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -40,6 +46,11 @@ def _parse_response(
         response_404 = Problem.from_dict(response.json())
 
         return response_404
+
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
 
     if response.status_code == 422:
         response_422 = Problem.from_dict(response.json())
@@ -77,6 +88,7 @@ def sync_detailed(
     product_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Response[Any | Problem]:
     """Delete a product
 
@@ -84,6 +96,8 @@ def sync_detailed(
 
     Args:
         product_id (int): The product's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -95,6 +109,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         product_id=product_id,
+        if_match=if_match,
     )
 
     response = client.get_httpx_client().request(
@@ -108,6 +123,7 @@ def sync(
     product_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Any | Problem | None:
     """Delete a product
 
@@ -115,6 +131,8 @@ def sync(
 
     Args:
         product_id (int): The product's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -127,6 +145,7 @@ def sync(
     return sync_detailed(
         product_id=product_id,
         client=client,
+        if_match=if_match,
     ).parsed
 
 
@@ -134,6 +153,7 @@ async def asyncio_detailed(
     product_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Response[Any | Problem]:
     """Delete a product
 
@@ -141,6 +161,8 @@ async def asyncio_detailed(
 
     Args:
         product_id (int): The product's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -152,6 +174,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         product_id=product_id,
+        if_match=if_match,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -163,6 +186,7 @@ async def asyncio(
     product_id: int,
     *,
     client: AuthenticatedClient,
+    if_match: str | Unset = UNSET,
 ) -> Any | Problem | None:
     """Delete a product
 
@@ -170,6 +194,8 @@ async def asyncio(
 
     Args:
         product_id (int): The product's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -183,5 +209,6 @@ async def asyncio(
         await asyncio_detailed(
             product_id=product_id,
             client=client,
+            if_match=if_match,
         )
     ).parsed

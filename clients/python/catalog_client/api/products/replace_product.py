@@ -9,15 +9,18 @@ from ...client import AuthenticatedClient, Client
 from ...models.problem import Problem
 from ...models.product import Product
 from ...models.product_in import ProductIn
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     product_id: int,
     *,
     body: ProductIn,
+    if_match: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(if_match, Unset):
+        headers["If-Match"] = if_match
 
     _kwargs: dict[str, Any] = {
         "method": "put",
@@ -56,6 +59,11 @@ def _parse_response(
         response_409 = Problem.from_dict(response.json())
 
         return response_409
+
+    if response.status_code == 412:
+        response_412 = Problem.from_dict(response.json())
+
+        return response_412
 
     if response.status_code == 413:
         response_413 = Problem.from_dict(response.json())
@@ -104,6 +112,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: ProductIn,
+    if_match: str | Unset = UNSET,
 ) -> Response[Problem | Product]:
     """Replace a product
 
@@ -111,6 +120,8 @@ def sync_detailed(
 
     Args:
         product_id (int): The product's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
         body (ProductIn): A product as a client writes it: both fields required, nothing else
             accepted.
 
@@ -125,6 +136,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         product_id=product_id,
         body=body,
+        if_match=if_match,
     )
 
     response = client.get_httpx_client().request(
@@ -139,6 +151,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: ProductIn,
+    if_match: str | Unset = UNSET,
 ) -> Problem | Product | None:
     """Replace a product
 
@@ -146,6 +159,8 @@ def sync(
 
     Args:
         product_id (int): The product's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
         body (ProductIn): A product as a client writes it: both fields required, nothing else
             accepted.
 
@@ -161,6 +176,7 @@ def sync(
         product_id=product_id,
         client=client,
         body=body,
+        if_match=if_match,
     ).parsed
 
 
@@ -169,6 +185,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: ProductIn,
+    if_match: str | Unset = UNSET,
 ) -> Response[Problem | Product]:
     """Replace a product
 
@@ -176,6 +193,8 @@ async def asyncio_detailed(
 
     Args:
         product_id (int): The product's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
         body (ProductIn): A product as a client writes it: both fields required, nothing else
             accepted.
 
@@ -190,6 +209,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         product_id=product_id,
         body=body,
+        if_match=if_match,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -202,6 +222,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: ProductIn,
+    if_match: str | Unset = UNSET,
 ) -> Problem | Product | None:
     """Replace a product
 
@@ -209,6 +230,8 @@ async def asyncio(
 
     Args:
         product_id (int): The product's id.
+        if_match (str | Unset): Write only if the resource still has this ETag (from a GET); `*`:
+            if it exists. Without it, the write is unconditional.
         body (ProductIn): A product as a client writes it: both fields required, nothing else
             accepted.
 
@@ -225,5 +248,6 @@ async def asyncio(
             product_id=product_id,
             client=client,
             body=body,
+            if_match=if_match,
         )
     ).parsed
