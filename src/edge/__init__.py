@@ -44,6 +44,7 @@ from src.errors import (
     AppError,
     BadRequest,
     BodyTooLarge,
+    ClientGone,
     Close,
     FieldError,
     InvalidRequest,
@@ -60,7 +61,6 @@ from src.logs import SANE_ID, SECURITY_HEADERS, new_request_id, request_id
 
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 UNMATCHED = "unmatched"
-CLIENT_GONE = 499  # counted for a request whose client left before its answer (nginx's code)
 PROBLEM_HEADERS = [(b"content-type", b"application/problem+json")]
 # CORS: what a browser app on an allowed origin may send and read.
 ALLOW_HEADERS = b"Authorization, Content-Type, If-Match, If-None-Match, X-Request-ID"
@@ -221,7 +221,7 @@ class Edge:
             try:
                 await resource.route(scope, receive, _send)
             except ClientDisconnect:
-                status = CLIENT_GONE
+                status = ClientGone.status  # counted; nobody to answer, nothing to log
             except Exception as exc:
                 if start is not None or status != 500:
                     raise  # the response has begun: uvicorn logs it and drops the connection
