@@ -203,23 +203,40 @@ async def test_after_replays_then_goes_live_with_no_gap_and_no_duplicate(
                     "UPDATE product SET product_name = $1 WHERE product_id = 8", f"w{i}"
                 )
 
-        async def client(after: int) -> list[int]:
-            async with websockets.connect(f"{shared_server.ws}/ws/catalog?after={after}") as ws:
-                ids: list[int] = []
-                while not ids or ids[-1] < last:
-                    ids.append((await recv_json(ws))["id"])
-                return ids
+        afters = (start, *marks[::5])
+        received: dict[int, list[int]] = {after: [] for after in afters}
+        progress = asyncio.Event()  # set on each frame, and when a client stops
 
-        writing = asyncio.create_task(keep_writing())
-        last = 2**62  # set once the writer is done
-        clients = [asyncio.create_task(client(m)) for m in (start, *marks[::5])]
-        await writing
+        async def client(after: int) -> None:
+            try:
+                async with websockets.connect(f"{shared_server.ws}/ws/catalog?after={after}") as ws:
+                    async for frame in ws:
+                        received[after].append(json.loads(frame)["id"])
+                        progress.set()
+            finally:
+                progress.set()
+
+        clients = [asyncio.create_task(client(after)) for after in afters]
+        await keep_writing()
         committed = [c["id"] for c in await changes(writer, start)]
-        last = committed[-1]
-        results = await asyncio.wait_for(asyncio.gather(*clients), 30)
+
+        def done() -> bool:  # every client has the last id, or one stopped (raised below)
+            reached = all(ids and ids[-1] >= committed[-1] for ids in received.values())
+            return reached or any(c.done() for c in clients)
+
+        # A client may have every frame already: wait on what arrived, not on the next frame.
+        async with asyncio.timeout(30):
+            while not done():
+                progress.clear()
+                await progress.wait()
+        for c in clients:
+            if c.done():
+                c.result()  # a client that stopped early: its error
+            c.cancel()
+        await asyncio.gather(*clients, return_exceptions=True)
     finally:
         await writer.close()
-    for after, ids in zip((start, *marks[::5]), results, strict=True):
+    for after, ids in received.items():
         assert ids == [i for i in committed if i > after]
 
 
