@@ -24,8 +24,6 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-import asyncpg
-
 from src.config import PROJECT_ROOT
 from src.db.embedded import EmbeddedPostgres, free_port
 from src.db.setup import prepare_database
@@ -141,15 +139,7 @@ def database(work: Path) -> Iterator[tuple[str, EmbeddedPostgres]]:
     server = EmbeddedPostgres(work / "pg" / "data", fast=True)
     dsn = server.start()
     try:
-
-        async def load() -> None:
-            conn = await asyncpg.connect(dsn)
-            try:
-                await prepare_database(conn, seed=True)
-            finally:
-                await conn.close()
-
-        asyncio.run(load())
+        asyncio.run(prepare_database(dsn, seed=True))
         yield dsn, server
     finally:
         server.destroy()

@@ -100,9 +100,12 @@ def _build(settings: Settings) -> tuple[Lihil, Web]:
         nonlocal database
         pool = await open_pool(settings)
         try:
-            async with pool.acquire() as conn:
-                if await prepare_database(conn, seed=settings.SEED_DEMO_DATA):  # type: ignore[arg-type]
-                    log.info("loaded the demo catalog (100 brands, 1,000 products, 100,000 SKUs)")
+            dsn = settings.DATABASE_URL or ""  # open_pool refused an empty one
+            prepared = await prepare_database(dsn, seed=settings.SEED_DEMO_DATA)
+            if prepared.applied:
+                log.info("applied schema versions %s", ", ".join(prepared.applied))
+            if prepared.seeded:
+                log.info("loaded the demo catalog (100 brands, 1,000 products, 100,000 SKUs)")
             database = Database(pool)
             app.graph.register_singleton(database, Database)
             await broker.start()

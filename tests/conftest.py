@@ -138,11 +138,7 @@ def template_dsn(admin_dsn: str) -> str:
             await admin.execute(f"CREATE DATABASE {TEMPLATE}")
         finally:
             await admin.close()
-        conn = await asyncpg.connect(with_database(admin_dsn, TEMPLATE))
-        try:
-            await prepare_database(conn, seed=True)
-        finally:
-            await conn.close()
+        await prepare_database(with_database(admin_dsn, TEMPLATE), seed=True)
 
     run(build())
     return with_database(admin_dsn, TEMPLATE)

@@ -243,7 +243,8 @@ async def test_after_replays_then_goes_live_with_no_gap_and_no_duplicate(
 async def test_after_older_than_the_retained_window_closes_4410(
     live_server: LiveServer, sql: asyncpg.Connection
 ) -> None:
-    await sql.execute("UPDATE product SET product_name = 'old' WHERE product_id = 1")
+    for name in ("old", "older"):  # changes 1 and 2 (loading the demo recorded none)
+        await sql.execute("UPDATE product SET product_name = $1 WHERE product_id = 1", name)
     await queries.prune_changes(sql, older_than_s=0)
     async with websockets.connect(f"{live_server.ws}/ws/catalog?after=1") as ws:
         code, reason = await close_of(ws)

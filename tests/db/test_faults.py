@@ -27,9 +27,7 @@ async def test_a_database_crash_under_writes_loses_no_acknowledged_write(pg_dir:
     # crash forgets commits already acknowledged, which is that setting's promise).
     server = EmbeddedPostgres(pg_dir / "data")
     dsn = server.start()
-    conn = await asyncpg.connect(dsn)
-    await prepare_database(conn, seed=True)
-    await conn.close()
+    await prepare_database(dsn, seed=True)
     process, port = start_live_server(
         dsn, DB_CONNECT_TIMEOUT="1", DB_COMMAND_TIMEOUT="2", WRITE_RATE_PER_MIN="1000000"
     )

@@ -18,7 +18,7 @@ async def counts(conn: asyncpg.Connection) -> dict[str, int]:
 
 # sha256 of canonical_rows(demo_rows()). It changes only when the demo data is changed on
 # purpose (seed, generator, sizes): then recompute it and say so in the commit.
-DEMO_ROWS_SHA256 = "a17a5c0991bb385fb119480e55b63cd39ed45cba21f36eb6397d41e8e49ebd1a"
+DEMO_ROWS_SHA256 = "24310167c18a6eddcd7494bf23c8d0e197473927a7894312a0cb5a101e838a6e"
 
 
 def canonical_rows(rows: dict[str, list[tuple[Any, ...]]]) -> bytes:
@@ -63,7 +63,7 @@ async def test_prepare_is_idempotent_and_never_reseeds(database_url: str) -> Non
     try:
         await conn.execute("DELETE FROM product WHERE product_id = 1")
         before = await counts(conn)
-        assert await prepare_database(conn) is False
+        assert await prepare_database(database_url) == ([], False)
         assert await counts(conn) == before
     finally:
         await conn.close()
@@ -75,12 +75,13 @@ async def test_racing_workers_seed_exactly_once(admin_dsn: str) -> None:
     await admin.execute("DROP DATABASE IF EXISTS race_seed WITH (FORCE)")
     await admin.execute("CREATE DATABASE race_seed")
     try:
-        conns = [await asyncpg.connect(with_database(admin_dsn, "race_seed")) for _ in range(2)]
-        seeded = await asyncio.gather(*(prepare_database(c) for c in conns))
-        assert sorted(seeded) == [False, True]
-        assert (await counts(conns[0]))["sku"] == 100_000
-        for c in conns:
-            await c.close()
+        dsn = with_database(admin_dsn, "race_seed")
+        prepared = await asyncio.gather(prepare_database(dsn), prepare_database(dsn))
+        # One applied every version and loaded the demo; the other waited and found it done.
+        assert sorted(prepared, key=lambda p: p.seeded) == [([], False), (["0001", "0002"], True)]
+        conn = await asyncpg.connect(dsn)
+        assert (await counts(conn))["sku"] == 100_000
+        await conn.close()
     finally:
         await admin.execute("DROP DATABASE IF EXISTS race_seed WITH (FORCE)")
         await admin.close()
