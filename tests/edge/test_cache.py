@@ -1,5 +1,7 @@
 """The response cache's rules, without I/O: positions decide, never timing."""
 
+import asyncio
+
 from src.edge.cache import HISTORY, Entry, ResponseCache
 
 
@@ -107,3 +109,19 @@ def test_refilling_a_key_replaces_its_tags() -> None:
     cache.fill("/products?brand_id=1", entry(10, "pages:brand:2"))
     cache.invalidate(11, ["pages:brand:1"])
     assert cache.lookup("/products?brand_id=1") is not None
+
+
+async def test_reach_waits_for_the_position_or_gives_up() -> None:
+    cache = connected(10)
+    assert await cache.reach(10, 0)  # there already
+    assert not await cache.reach(11, 0)  # not there, and no waiting asked for
+
+    async def deliver() -> None:
+        cache.invalidate(11, ["brands"])
+
+    waiting = asyncio.create_task(cache.reach(11, 5))
+    await asyncio.sleep(0)  # let it start waiting (a step, not a wait for time)
+    await deliver()
+    assert await waiting
+    cache.disconnect()
+    assert not await cache.reach(12, 5)  # disconnected: read the database instead, at once
