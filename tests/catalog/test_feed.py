@@ -17,13 +17,14 @@ from src.app import create_app
 from src.catalog import queries
 from src.catalog.feed import CatalogFeed
 from src.config import PROJECT_ROOT
+from src.db.pool import Database
 from tests.helpers import AUTH, LiveServer, make_settings, start_live_server
 from tests.realtime.test_live import close_of, recv_json
 
 
 async def changes(conn: asyncpg.Connection, after: int) -> list[dict[str, Any]]:
     _, rows = await queries.changes_after(conn, after=after)
-    return [json.loads(frame) for _, frame in rows]
+    return [json.loads(change.frame) for change in rows]
 
 
 # --- the outbox -------------------------------------------------------------------------
@@ -123,9 +124,9 @@ async def test_concurrent_writers_never_let_a_reader_skip_a_change(database_url:
             position = start
             while not done.done() or position < await queries.feed_position(reader):
                 _, rows = await queries.changes_after(reader, after=position)
-                for change_id, _ in rows:
-                    seen.append(change_id)
-                    position = change_id
+                for change in rows:
+                    seen.append(change.id)
+                    position = change.id
 
         writing = asyncio.ensure_future(
             asyncio.gather(*(write(c, n) for n, c in enumerate(writers)))
@@ -248,7 +249,7 @@ async def test_after_older_than_the_retained_window_closes_4410(
     await queries.prune_changes(sql, older_than_s=0)
     async with websockets.connect(f"{live_server.ws}/ws/catalog?after=1") as ws:
         code, reason = await close_of(ws)
-    assert code == 4410
+    assert code == 4410, reason
     assert "older than the retained changes" in reason and "reload" in reason
 
 
@@ -319,15 +320,19 @@ def test_a_change_delivered_between_accept_and_subscription_still_reaches_the_cl
     Then a change D is read as usual. A client that connected without `after` must
     receive C, then D (it received D alone: C fell in the gap at connect)."""
     feeds: list[CatalogFeed] = []
-    subscribe = CatalogFeed.subscribe
+    start, subscribe = CatalogFeed.start, CatalogFeed.subscribe
     committed: list[int] = []
 
-    def racing(self: CatalogFeed, topic: str, deliver: Callable[[str], None]) -> Callable[[], None]:
+    async def started(self: CatalogFeed, db: Database) -> None:
         feeds.append(self)
+        await start(self, db)
+
+    def racing(self: CatalogFeed, topic: str, deliver: Callable[[str], None]) -> Callable[[], None]:
         self.position = committed[0]  # C was delivered a moment ago, to no subscriber
         return subscribe(self, topic, deliver)
 
     monkeypatch.setattr(CatalogFeed, "_notified", lambda self, *_: None)
+    monkeypatch.setattr(CatalogFeed, "start", started)
     monkeypatch.setattr(CatalogFeed, "subscribe", racing)
     settings = make_settings(DATABASE_URL=database_url, CATALOG_FEED_POLL_S=3600)
 
@@ -340,9 +345,12 @@ def test_a_change_delivered_between_accept_and_subscription_still_reaches_the_cl
             await conn.close()
 
     with TestClient(create_app(settings)) as client:
+        assert client.portal is not None and feeds
+        # The listener has read every change so far and waits (it hears no NOTIFY): no read
+        # of its own is under way when the patched `subscribe` moves its position.
+        client.portal.call(feeds[0].sync)
         committed.append(asyncio.run(rename("C")))
         with client.websocket_connect("/ws/catalog") as ws:
-            assert client.portal is not None and feeds
             d = asyncio.run(rename("D"))
             client.portal.call(feeds[0].sync)  # the listener reads D and delivers it
             first = ws.receive_json()
