@@ -60,7 +60,7 @@ def parse_max_users(raw: str | None, *, default: int, cap: int) -> int:
 
 
 MAX_CHANGE_ID = 2**63 - 1  # change ids are PostgreSQL BIGINTs
-MAX_ROW_ID = 2**31 - 1  # product ids are PostgreSQL INTs
+MAX_ROW_ID = 2**31 - 1  # brand and product ids are PostgreSQL INTs
 
 
 def parse_row_id(name: str, raw: str) -> int:
