@@ -171,7 +171,7 @@ async def delete_product(db: Executor, *, product_id: int) -> bool:
     return bool(status == "DELETE 1")
 
 
-# The catalog feed (/ws/catalog): the outbox the triggers in schema.sql fill. Frames are
+# The catalog feed (/ws/catalog): the outbox the triggers (src/db/migrations) fill. Frames are
 # built by PostgreSQL, like the read bodies: `{"id", "type", "data"}` as the wire has it.
 
 CHANGE_PAGE = 500  # changes read per query (a replay or a listener's catch-up)
