@@ -28,8 +28,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from src.catalog import queries
+from src.catalog.dependencies import touched
 from src.config import Settings
 from src.db.pool import Database, is_connection_lost
+from src.edge.cache import ResponseCache
 from src.errors import DatabaseUnavailable
 
 log = logging.getLogger("catalog.feed")
@@ -95,8 +97,12 @@ class FeedUnavailable(Exception):
 
 
 class CatalogFeed:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cache: ResponseCache | None = None) -> None:
         self.settings = settings
+        # The response cache this process serves catalog reads from: each change drops what
+        # it touches there before any subscriber hears of it; while the feed is not
+        # following the database, the cache serves nothing.
+        self.cache = cache
         self.position = 0  # the id of the newest change handed to subscribers
         self.delivered_at = 0.0  # when the listener last caught up (time.time())
         self._subscribers: dict[str, list[Deliver]] = {}  # topic -> its subscribers
@@ -151,6 +157,8 @@ class CatalogFeed:
                 failures = 0
                 await self._follow(conn)
             except Exception as exc:
+                if self.cache is not None:
+                    self.cache.disconnect()
                 if not (is_connection_lost(exc) or isinstance(exc, DatabaseUnavailable)):
                     log.exception("catalog feed: unexpected error; reconnecting")
                 elif failures == 0:
@@ -170,6 +178,8 @@ class CatalogFeed:
             self._wake.clear()
             requested = self._requested
             await self._catch_up(conn)
+            if self.cache is not None and not self.cache.connected:
+                self.cache.connect(self.position)  # caught up: the cache may serve again
             self._completed = requested
             self._progress.set()
             self._progress = asyncio.Event()
@@ -192,8 +202,14 @@ class CatalogFeed:
                     pruned_through,
                 )
                 self.position = pruned_through
+                if self.cache is not None:  # what they touched is unknown: forget it all
+                    self.cache.forget(pruned_through)
+            cache = self.cache
             for change in changes:
                 self.position = change.id
+                if cache is not None:
+                    tags = touched(change.type, change.key, change.product_id, change.brand_ids)
+                    cache.invalidate(change.id, tags)
                 self._dispatch(change)
             self.delivered_at = time.time()
             if len(changes) < queries.CHANGE_PAGE:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from src.catalog.models import Brand, BrandIn, Product, ProductIn, ProductPage
+from src.catalog.positions import POSITION, Read
 from src.catalog.skus.queries import LOCKED_SKU_JSON
 from src.db.pool import Database, database_call
 from src.errors import BrandInUse, UnknownBrand
@@ -25,37 +26,38 @@ Executor = asyncpg.Connection | asyncpg.Pool | Database  # each has fetch, fetch
 
 
 @database_call
-async def brands_json(db: Executor) -> str:
+async def brands_json(db: Executor) -> Read:
     """Every brand by id, as the JSON array GET /brands answers."""
-    text: str = await db.fetchval(
-        """
-        SELECT coalesce(json_agg(b ORDER BY b.brand_id), '[]')::text
+    row = await db.fetchrow(
+        f"""
+        SELECT {POSITION}, coalesce(json_agg(b ORDER BY b.brand_id), '[]')::text
         FROM (SELECT brand_id, brand_name FROM brand) b
         """
     )
-    return text
+    assert row is not None  # an aggregate always answers a row
+    return Read(*row)
 
 
 @database_call
-async def brand_json(db: Executor, *, brand_id: int) -> str | None:
+async def brand_json(db: Executor, *, brand_id: int) -> Read | None:
     """One brand as JSON, or None."""
-    text: str | None = await db.fetchval(
-        "SELECT row_to_json(b)::text FROM (SELECT brand_id, brand_name FROM brand"
+    row = await db.fetchrow(
+        f"SELECT {POSITION}, row_to_json(b)::text FROM (SELECT brand_id, brand_name FROM brand"
         " WHERE brand_id = $1) b",
         brand_id,
     )
-    return text
+    return Read(*row) if row else None
 
 
 @database_call
-async def products_json(db: Executor, product_ids: list[int]) -> dict[int, str]:
+async def products_json(db: Executor, product_ids: list[int]) -> dict[int, Read]:
     """Products by id as JSON (those that exist), for a batch of lookups (`src.db.batch`)."""
     rows = await db.fetch(
-        "SELECT p.product_id, row_to_json(p)::text FROM (SELECT product_id, product_name,"
-        " brand_id FROM product WHERE product_id = any($1::int[])) p",
+        f"SELECT p.product_id, {POSITION}, row_to_json(p)::text FROM (SELECT product_id,"
+        " product_name, brand_id FROM product WHERE product_id = any($1::int[])) p",
         product_ids,
     )
-    return {product_id: text for product_id, text in rows}
+    return {product_id: Read(position, text) for product_id, position, text in rows}
 
 
 @database_call
@@ -200,53 +202,43 @@ class Change(NamedTuple):
     frame: str
     product_id: int | None
     brand_ids: list[int]
+    type: str = ""  # e.g. "sku.updated"
+    key: int = 0  # the id of the row it changed
 
 
 # One query per filter, each an indexed predicate: a filtered page reads the matching rows
 # of its window only, in id order (catalog_change_product_id_idx walks (product_id, id),
 # catalog_change_brand's primary key (brand_id, id): see migration 0003).
-# $1 < id <= $2, $3 rows at most, $4 the product or the brand.
+# $1 < id <= $2, $3 rows at most, $4 the product or the brand. Besides the frame: the tags
+# that route it, its type and the id of the row it changed (the response cache's key).
+_CHANGES_AFTER = """
+    SELECT s.pruned_through, c.id, c.frame, c.product_id, c.brand_ids, c.type, c.key
+    FROM catalog_feed_state s
+    LEFT JOIN LATERAL (
+        SELECT id, json_build_object('id', id, 'type', type, 'data', data)::text AS frame,
+               product_id, brand_ids, type,
+               coalesce(data ->> 'sku_id', data ->> 'product_id', data ->> 'brand_id')::int
+                   AS key
+        FROM catalog_change
+        WHERE {window}
+        ORDER BY id
+        {limit}
+    ) c ON true
+    """
 CHANGES_AFTER = {
-    None: """
-        SELECT s.pruned_through, c.id, c.frame, c.product_id, c.brand_ids
-        FROM catalog_feed_state s
-        LEFT JOIN LATERAL (
-            SELECT id, json_build_object('id', id, 'type', type, 'data', data)::text AS frame,
-                   product_id, brand_ids
-            FROM catalog_change
-            WHERE id > $1 AND id <= $2
+    None: _CHANGES_AFTER.format(window="id > $1 AND id <= $2", limit="LIMIT $3"),
+    "product": _CHANGES_AFTER.format(
+        window="product_id = $4 AND id > $1 AND id <= $2", limit="LIMIT $3"
+    ),
+    "brand": _CHANGES_AFTER.format(
+        window="""id = any(ARRAY(
+            SELECT id FROM catalog_change_brand
+            WHERE brand_id = $4 AND id > $1 AND id <= $2
             ORDER BY id
             LIMIT $3
-        ) c ON true
-        """,
-    "product": """
-        SELECT s.pruned_through, c.id, c.frame, c.product_id, c.brand_ids
-        FROM catalog_feed_state s
-        LEFT JOIN LATERAL (
-            SELECT id, json_build_object('id', id, 'type', type, 'data', data)::text AS frame,
-                   product_id, brand_ids
-            FROM catalog_change
-            WHERE product_id = $4 AND id > $1 AND id <= $2
-            ORDER BY id
-            LIMIT $3
-        ) c ON true
-        """,
-    "brand": """
-        SELECT s.pruned_through, c.id, c.frame, c.product_id, c.brand_ids
-        FROM catalog_feed_state s
-        LEFT JOIN LATERAL (
-            SELECT id, json_build_object('id', id, 'type', type, 'data', data)::text AS frame,
-                   product_id, brand_ids
-            FROM catalog_change
-            WHERE id = any(ARRAY(
-                SELECT id FROM catalog_change_brand
-                WHERE brand_id = $4 AND id > $1 AND id <= $2
-                ORDER BY id
-                LIMIT $3
-            ))
-            ORDER BY id
-        ) c ON true
-        """,
+        ))""",
+        limit="",
+    ),
 }
 
 
@@ -274,7 +266,7 @@ async def changes_after(
         rows = await db.fetch(CHANGES_AFTER[None], after, through, limit)
     pruned_through = rows[0]["pruned_through"] if rows else 0
     return pruned_through, [
-        Change(r["id"], r["frame"], r["product_id"], r["brand_ids"])
+        Change(r["id"], r["frame"], r["product_id"], r["brand_ids"], r["type"], r["key"])
         for r in rows
         if r["id"] is not None
     ]

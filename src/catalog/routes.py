@@ -13,6 +13,7 @@ import msgspec
 from lihil import Empty, Param, Route, status
 from lihil.vendors import Response
 
+from src.catalog import dependencies as deps
 from src.catalog import queries
 from src.catalog.models import (
     MAX_ID,
@@ -24,6 +25,8 @@ from src.catalog.models import (
     decode_brand_in,
     decode_product_in,
 )
+from src.catalog.positions import Read
+from src.catalog.queries import Executor
 from src.catalog.readers import CatalogReader
 from src.db.pool import Conn, Database
 from src.edge.etag import etag_of, if_match_holds
@@ -53,10 +56,32 @@ ProductId = Annotated[int, Param(ge=1, le=MAX_ID, description="The product's id.
 BrandId = Annotated[int, Param(ge=1, le=MAX_ID, description="The brand's id.")]
 
 
-def json_body(text: str, shape: type[T]) -> T:
-    """A JSON body of `shape` built by PostgreSQL, passed through as it is (lihil sends a
-    Response as is; the handler's annotation still documents the shape in OpenAPI)."""
-    return cast(T, Response(text, media_type="application/json"))
+# The feed position an answer reflects: a read's snapshot, a write's change (API.md
+# "Reads at memory speed"). The edge keeps cacheable answers that carry it.
+POSITION_HEADER = "Catalog-Position"
+
+
+def json_body(read: Read, shape: type[T]) -> T:
+    """A JSON body of `shape` built by PostgreSQL, passed through as it is, with the feed
+    position it reflects (lihil sends a Response as is; the handler's annotation still
+    documents the shape in OpenAPI)."""
+    headers = {POSITION_HEADER: str(read.position)}
+    return cast(T, Response(read.json, media_type="application/json", headers=headers))
+
+
+async def written(
+    db: Executor, body: object = None, *, status: int = 200, location: str | None = None
+) -> Response:
+    """A write's answer: `body` (a Struct, or JSON text PostgreSQL built; None for 204),
+    with the feed position of its change: read once it committed, so at or past it (a read
+    sending it back is answered with the write in, on any worker)."""
+    headers = {POSITION_HEADER: str(await queries.feed_position(db))}
+    if location is not None:
+        headers["Location"] = location
+    if body is None:
+        return Response(status_code=204, headers=headers)  # no content-type either
+    content = body if isinstance(body, str) else _encode(body)
+    return Response(content, status_code=status, media_type="application/json", headers=headers)
 
 
 # The problems of every data endpoint (bad input, database down), of writes (the edge asks
@@ -66,17 +91,6 @@ DATA = (InvalidRequest, DatabaseUnavailable)
 GATED = (Unauthorized, TooManyRequests, *DATA)
 WITH_BODY = (BodyTooLarge, UnsupportedMediaType, *GATED)
 WRITE = (UnknownBrand, *WITH_BODY)
-
-
-def created(entity: object, location: str) -> Response:
-    """201 with the new resource as the body and its URL in Location (lihil passes a
-    Response through as it is; the handler's annotation documents the shape)."""
-    return Response(
-        _encode(entity),
-        status_code=201,
-        media_type="application/json",
-        headers={"Location": location},
-    )
 
 
 IfMatch = Annotated[
@@ -108,15 +122,12 @@ async def unchanged(
         yield
 
 
-def no_content() -> Response:
-    return Response(status_code=204)  # no content-type either
-
-
 @operation("createBrand", "Create a brand", *WITH_BODY, location="/brands/{brand_id}")
 async def create_brand(brand: BrandBody, conn: Conn) -> Annotated[Brand, status.CREATED]:
     """Create a brand; answers 201 with its Location."""
     new = await queries.insert_brand(conn, brand=brand)
-    return created(new, f"/brands/{new.brand_id}")  # type: ignore[return-value]
+    location = f"/brands/{new.brand_id}"
+    return await written(conn, new, status=201, location=location)  # type: ignore[return-value]
 
 
 @operation("replaceBrand", "Rename a brand", NotFound, PreconditionFailed, *WITH_BODY)
@@ -128,7 +139,7 @@ async def replace_brand(
         updated = await queries.update_brand(conn, brand_id=brand_id, brand=brand)
     if updated is None:
         raise NotFound(f"brand {brand_id} does not exist")
-    return updated
+    return await written(conn, updated)  # type: ignore[return-value]
 
 
 @operation("deleteBrand", "Delete a brand", NotFound, BrandInUse, PreconditionFailed, *GATED)
@@ -140,16 +151,16 @@ async def delete_brand(
         deleted = await queries.delete_brand(conn, brand_id=brand_id)
     if not deleted:
         raise NotFound(f"brand {brand_id} does not exist")
-    return no_content()  # type: ignore[return-value]
+    return await written(conn)  # type: ignore[return-value]
 
 
-@operation("listBrands", "List brands", DatabaseUnavailable)
+@operation("listBrands", "List brands", DatabaseUnavailable, cache=deps.of_brands)
 async def list_brands(reader: CatalogReader) -> list[Brand]:
     """Every brand, by id."""
     return json_body(await reader.brands_json(), list[Brand])
 
 
-@operation("getBrand", "Get a brand", NotFound, *DATA)
+@operation("getBrand", "Get a brand", NotFound, *DATA, cache=deps.of_brand)
 async def get_brand(brand_id: BrandId, db: Database) -> Brand:
     """One brand by id."""
     brand = await queries.brand_json(db, brand_id=brand_id)
@@ -158,7 +169,7 @@ async def get_brand(brand_id: BrandId, db: Database) -> Brand:
     return json_body(brand, Brand)
 
 
-@operation("getProduct", "Get a product", NotFound, *DATA)
+@operation("getProduct", "Get a product", NotFound, *DATA, cache=deps.of_product)
 async def get_product(product_id: ProductId, reader: CatalogReader) -> Product:
     """One product by id."""
     product = await reader.product_json(product_id)
@@ -194,7 +205,8 @@ async def list_products(
 async def create_product(product: Body, conn: Conn) -> Annotated[Product, status.CREATED]:
     """Create a product; answers 201 with its Location."""
     new = await queries.insert_product(conn, product=product)
-    return created(new, f"/products/{new.product_id}")  # type: ignore[return-value]
+    location = f"/products/{new.product_id}"
+    return await written(conn, new, status=201, location=location)  # type: ignore[return-value]
 
 
 @operation(
@@ -218,7 +230,7 @@ async def replace_product(
         updated = await queries.update_product(conn, product_id=product_id, product=product)
     if updated is None:
         raise NotFound(f"product {product_id} does not exist")
-    return updated
+    return await written(conn, updated)  # type: ignore[return-value]
 
 
 @operation("deleteProduct", "Delete a product", NotFound, PreconditionFailed, *GATED)
@@ -231,7 +243,7 @@ async def delete_product(
         deleted = await queries.delete_product(conn, product_id=product_id)
     if not deleted:
         raise NotFound(f"product {product_id} does not exist")
-    return no_content()  # type: ignore[return-value]
+    return await written(conn)  # type: ignore[return-value]
 
 
 def build_routes() -> list[Route]:
