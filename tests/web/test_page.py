@@ -4,6 +4,7 @@ Set PAGE_SCREENSHOT=/tmp/page.png to keep a screenshot of the two-browser test.
 """
 
 import asyncio
+import json
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -61,6 +62,8 @@ class Visit:
     errors: list[str] = field(default_factory=list)  # console errors, uncaught, HTTP >= 400
     sockets: list[str] = field(default_factory=list)  # every WebSocket URL opened, in order
     requests: list[str] = field(default_factory=list)  # every HTTP request URL, in order
+    # the text frames each /ws/catalog socket received, by URL
+    frames: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def feeds(self) -> list[str]:
@@ -78,6 +81,9 @@ class Visit:
 
         def websocket(socket: WebSocket) -> None:
             self.sockets.append(socket.url)
+            if "/ws/catalog" in socket.url:
+                frames = self.frames.setdefault(socket.url, [])
+                socket.on("framereceived", lambda payload: frames.append(str(payload)))
 
         def request(sent: Request) -> None:
             self.requests.append(sent.url)
@@ -564,7 +570,8 @@ def test_page_product_shows_skus_and_follows_stock_and_price_changes(
 ) -> None:
     """Opening a product shows its SKUs as GET answers them, a page at a time; a stock change
     over HTTP and price and stock changes in plain SQL show without a reload, priced in
-    their currency's minor units. (Shared server: writes SKUs of brand 12's first product.)"""
+    their currency's minor units; another product's changes never reach the view's feed.
+    (Shared server: writes SKUs of brand 12's first two products.)"""
     page = shared_visit.page
     with api(shared_server) as http:
         product = first_page(http, 12)[0]
@@ -577,6 +584,12 @@ def test_page_product_shows_skus_and_follows_stock_and_price_changes(
         expect(page.locator("#sku-previous")).to_be_disabled()
 
         bought, repriced, emptied = in_stock(first["items"], 3)
+        elsewhere = sku_page(http, first_page(http, 12)[1]["product_id"])["items"][0]
+        execute(
+            shared_database_url,
+            "UPDATE sku SET stock = stock + 1 WHERE sku_id = $1",
+            elsewhere["sku_id"],
+        )
         answer = http.post(f"/skus/{bought['sku_id']}/stock", json={"delta": -1})
         assert answer.status_code == 200, answer.text
         assert answer.json()["stock"] == bought["stock"] - 1
@@ -603,6 +616,10 @@ def test_page_product_shows_skus_and_follows_stock_and_price_changes(
         now = sku_page(http, pid)["items"]
         expect_skus(page, now)
     assert {s["sku_id"]: s for s in now}[repriced["sku_id"]]["price"] == 1299
+    # The view's feed is filtered to its product: the other product's change, made first, is
+    # not among the frames it received before the ones awaited above.
+    frames = shared_visit.frames[f"{shared_server.ws}/ws/catalog?product_id={pid}"]
+    assert {json.loads(f)["data"]["product_id"] for f in frames} == {pid}
     assert page.evaluate("() => window.notReloaded") is True
     assert shared_visit.errors == []
 
