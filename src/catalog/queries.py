@@ -7,7 +7,7 @@ public function is a `database_call`: a lost connection leaves it as DatabaseUna
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -173,7 +173,7 @@ async def delete_product(db: Executor, *, product_id: int) -> bool:
     return bool(status == "DELETE 1")
 
 
-# The catalog feed (/ws/catalog): the outbox the triggers in schema.sql fill. Frames are
+# The catalog feed (/ws/catalog): the outbox the triggers (src/db/migrations) fill. Frames are
 # built by PostgreSQL, like the read bodies: `{"id", "type", "data"}` as the wire has it.
 
 CHANGE_PAGE = 500  # changes read per query (a replay or a listener's catch-up)
@@ -192,31 +192,92 @@ async def feed_position(db: Executor) -> int:
     return position
 
 
-@database_call
-async def changes_after(
-    db: Executor, *, after: int, through: int = NO_LIMIT, limit: int = CHANGE_PAGE
-) -> tuple[int, list[tuple[int, str]]]:
-    """The retained changes with `after` < id <= `through`, oldest first, as wire frames,
-    and (read in the same snapshot) the largest id pruning has removed: when it exceeds
-    `after`, changes the caller has not seen are gone."""
-    rows = await db.fetch(
-        """
-        SELECT s.pruned_through, c.id, c.frame
+class Change(NamedTuple):
+    """One retained change: its id, its wire frame, and the tags that route it to filtered
+    feeds (the product it touches, if any, and the brands it touches)."""
+
+    id: int
+    frame: str
+    product_id: int | None
+    brand_ids: list[int]
+
+
+# One query per filter, each an indexed predicate: a filtered page reads the matching rows
+# of its window only, in id order (catalog_change_product_id_idx walks (product_id, id),
+# catalog_change_brand's primary key (brand_id, id): see migration 0003).
+# $1 < id <= $2, $3 rows at most, $4 the product or the brand.
+CHANGES_AFTER = {
+    None: """
+        SELECT s.pruned_through, c.id, c.frame, c.product_id, c.brand_ids
         FROM catalog_feed_state s
         LEFT JOIN LATERAL (
-            SELECT id, json_build_object('id', id, 'type', type, 'data', data)::text AS frame
+            SELECT id, json_build_object('id', id, 'type', type, 'data', data)::text AS frame,
+                   product_id, brand_ids
             FROM catalog_change
             WHERE id > $1 AND id <= $2
             ORDER BY id
             LIMIT $3
         ) c ON true
         """,
-        after,
-        through,
-        limit,
-    )
+    "product": """
+        SELECT s.pruned_through, c.id, c.frame, c.product_id, c.brand_ids
+        FROM catalog_feed_state s
+        LEFT JOIN LATERAL (
+            SELECT id, json_build_object('id', id, 'type', type, 'data', data)::text AS frame,
+                   product_id, brand_ids
+            FROM catalog_change
+            WHERE product_id = $4 AND id > $1 AND id <= $2
+            ORDER BY id
+            LIMIT $3
+        ) c ON true
+        """,
+    "brand": """
+        SELECT s.pruned_through, c.id, c.frame, c.product_id, c.brand_ids
+        FROM catalog_feed_state s
+        LEFT JOIN LATERAL (
+            SELECT id, json_build_object('id', id, 'type', type, 'data', data)::text AS frame,
+                   product_id, brand_ids
+            FROM catalog_change
+            WHERE id = any(ARRAY(
+                SELECT id FROM catalog_change_brand
+                WHERE brand_id = $4 AND id > $1 AND id <= $2
+                ORDER BY id
+                LIMIT $3
+            ))
+            ORDER BY id
+        ) c ON true
+        """,
+}
+
+
+@database_call
+async def changes_after(
+    db: Executor,
+    *,
+    after: int,
+    through: int = NO_LIMIT,
+    limit: int = CHANGE_PAGE,
+    product_id: int | None = None,
+    brand_id: int | None = None,
+) -> tuple[int, list[Change]]:
+    """The retained changes with `after` < id <= `through`, oldest first, with their wire
+    frames and tags; only those of `product_id` or of `brand_id` when one is given (not
+    both). And (read in the same snapshot) the largest id pruning has removed: when it
+    exceeds `after`, changes the caller has not seen are gone."""
+    if product_id is not None and brand_id is not None:
+        raise ValueError("filter by product_id or by brand_id, not both")
+    if product_id is not None:
+        rows = await db.fetch(CHANGES_AFTER["product"], after, through, limit, product_id)
+    elif brand_id is not None:
+        rows = await db.fetch(CHANGES_AFTER["brand"], after, through, limit, brand_id)
+    else:
+        rows = await db.fetch(CHANGES_AFTER[None], after, through, limit)
     pruned_through = rows[0]["pruned_through"] if rows else 0
-    return pruned_through, [(r["id"], r["frame"]) for r in rows if r["id"] is not None]
+    return pruned_through, [
+        Change(r["id"], r["frame"], r["product_id"], r["brand_ids"])
+        for r in rows
+        if r["id"] is not None
+    ]
 
 
 @database_call
