@@ -69,7 +69,7 @@ async def products_json(db: Executor, product_ids: list[int]) -> dict[int, Read]
 # a request gives with AND and numbers their parameters. So its text depends only on which
 # filters are given, never on their values, which are always parameters. The SKU filters
 # are EXISTS probes, which PostgreSQL plans as semi-joins: beside the product walk in
-# product_id order (sku_product_id_price_idx, sku_in_stock_product_id_idx), or from
+# product_id order (sku_product_id_price_idx, sku_in_stock_product_id_price_idx), or from
 # sku_price_product_id_idx when a price range holds few SKUs. `s.product_id > $1` repeats
 # the page's start on the SKU side (PostgreSQL carries no inequality across a join), so a
 # page far down the catalog starts its SKU walk there too.
@@ -83,7 +83,7 @@ OF_BRAND = "p.brand_id = {}"  # product_brand_id_product_id_idx
 # q, when pg_trgm can take a trigram from it: product_name_trgm_idx.
 NAME_HAS = "p.product_name ILIKE {}"
 # q, when it cannot (one or two characters, text without a word): product_name_grams_idx
-# (0003). lower() LIKE lower() is ILIKE (PostgreSQL folds both sides so for UTF-8), spelt
+# (0004). lower() LIKE lower() is ILIKE (PostgreSQL folds both sides so for UTF-8), spelt
 # so that the trigram index, which would have to read all of itself, is left out.
 NAME_HAS_SHORT = (
     "lower(p.product_name) LIKE lower({})"

@@ -319,7 +319,7 @@ def test_equal_bounds_and_the_extremes_are_accepted(client: TestClient) -> None:
     ],
 )
 def test_which_q_the_trigram_index_can_serve(text: str, searchable: bool) -> None:
-    """The other q are served by the index of characters and pairs (version 0003)."""
+    """The other q are served by the index of characters and pairs (version 0004)."""
     assert trigram_searchable(text) is searchable
 
 
