@@ -201,8 +201,8 @@ MinPrice = Annotated[
         "query",
         ge=0,
         le=MAX_PRICE,
-        description="Only products with a SKU priced at least this (minor units; with"
-        " max_price: in the range, ends included; not above max_price).",
+        description="Only products with a SKU priced at least this, in minor units (with"
+        " max_price: a SKU priced in the range, ends included; above max_price is a 422).",
     ),
 ]
 MaxPrice = Annotated[
@@ -211,7 +211,7 @@ MaxPrice = Annotated[
         "query",
         ge=0,
         le=MAX_PRICE,
-        description="Only products with a SKU priced at most this (minor units).",
+        description="Only products with a SKU priced at most this, in minor units.",
     ),
 ]
 InStock = Annotated[

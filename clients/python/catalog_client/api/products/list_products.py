@@ -104,9 +104,9 @@ def sync_detailed(
         after (int | Unset): Return products after this id (default 0: from the start).
         q (str | Unset): Only products whose name contains this text, in any case: 1 to 100
             characters, taken as they are (`%`, `_` and `\\` are not wildcards).
-        min_price (int | Unset): Only products with a SKU priced at least this (minor units; with
-            max_price: in the range, ends included; not above max_price).
-        max_price (int | Unset): Only products with a SKU priced at most this (minor units).
+        min_price (int | Unset): Only products with a SKU priced at least this, in minor units
+            (with max_price: a SKU priced in the range, ends included; above max_price is a 422).
+        max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
         in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
             SKU in the range and in stock). `false`, the default, filters nothing.
 
@@ -156,9 +156,9 @@ def sync(
         after (int | Unset): Return products after this id (default 0: from the start).
         q (str | Unset): Only products whose name contains this text, in any case: 1 to 100
             characters, taken as they are (`%`, `_` and `\\` are not wildcards).
-        min_price (int | Unset): Only products with a SKU priced at least this (minor units; with
-            max_price: in the range, ends included; not above max_price).
-        max_price (int | Unset): Only products with a SKU priced at most this (minor units).
+        min_price (int | Unset): Only products with a SKU priced at least this, in minor units
+            (with max_price: a SKU priced in the range, ends included; above max_price is a 422).
+        max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
         in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
             SKU in the range and in stock). `false`, the default, filters nothing.
 
@@ -203,9 +203,9 @@ async def asyncio_detailed(
         after (int | Unset): Return products after this id (default 0: from the start).
         q (str | Unset): Only products whose name contains this text, in any case: 1 to 100
             characters, taken as they are (`%`, `_` and `\\` are not wildcards).
-        min_price (int | Unset): Only products with a SKU priced at least this (minor units; with
-            max_price: in the range, ends included; not above max_price).
-        max_price (int | Unset): Only products with a SKU priced at most this (minor units).
+        min_price (int | Unset): Only products with a SKU priced at least this, in minor units
+            (with max_price: a SKU priced in the range, ends included; above max_price is a 422).
+        max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
         in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
             SKU in the range and in stock). `false`, the default, filters nothing.
 
@@ -253,9 +253,9 @@ async def asyncio(
         after (int | Unset): Return products after this id (default 0: from the start).
         q (str | Unset): Only products whose name contains this text, in any case: 1 to 100
             characters, taken as they are (`%`, `_` and `\\` are not wildcards).
-        min_price (int | Unset): Only products with a SKU priced at least this (minor units; with
-            max_price: in the range, ends included; not above max_price).
-        max_price (int | Unset): Only products with a SKU priced at most this (minor units).
+        min_price (int | Unset): Only products with a SKU priced at least this, in minor units
+            (with max_price: a SKU priced in the range, ends included; above max_price is a 422).
+        max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
         in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
             SKU in the range and in stock). `false`, the default, filters nothing.
 
