@@ -17,6 +17,7 @@ from src.catalog import dependencies as deps
 from src.catalog import queries
 from src.catalog.models import (
     MAX_ID,
+    MAX_PRICE,
     Brand,
     BrandIn,
     Product,
@@ -24,6 +25,7 @@ from src.catalog.models import (
     ProductPage,
     decode_brand_in,
     decode_product_in,
+    decode_true_or_false,
 )
 from src.catalog.positions import Read
 from src.catalog.queries import Executor
@@ -35,6 +37,7 @@ from src.errors import (
     BodyTooLarge,
     BrandInUse,
     DatabaseUnavailable,
+    FieldError,
     InvalidRequest,
     NotFound,
     PreconditionFailed,
@@ -178,6 +181,50 @@ async def get_product(product_id: ProductId, reader: CatalogReader) -> Product:
     return json_body(product, Product)
 
 
+# GET /products' filters. LIHIL TRAP (Optional query parameters accept null): an absent
+# price is -1 and an absent q is "", neither of which a client can send.
+ABSENT = -1
+SearchText = Annotated[
+    str,
+    Param(
+        "query",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\u0000]*$",  # no NUL: PostgreSQL's text cannot hold it
+        description="Only products whose name contains this text, in any case: 1 to 100"
+        " characters, taken as they are (`%`, `_` and `\\` are not wildcards).",
+    ),
+]
+MinPrice = Annotated[
+    int,
+    Param(
+        "query",
+        ge=0,
+        le=MAX_PRICE,
+        description="Only products with a SKU priced at least this, in minor units (with"
+        " max_price: a SKU priced in the range, ends included; above max_price is a 422).",
+    ),
+]
+MaxPrice = Annotated[
+    int,
+    Param(
+        "query",
+        ge=0,
+        le=MAX_PRICE,
+        description="Only products with a SKU priced at most this, in minor units.",
+    ),
+]
+InStock = Annotated[
+    bool,
+    Param(
+        "query",
+        decoder=decode_true_or_false,
+        description="`true`: only products with a SKU in stock (with a price range: a SKU in"
+        " the range and in stock). `false`, the default, filters nothing.",
+    ),
+]
+
+
 @operation("listProducts", "List products", *DATA)
 async def list_products(
     db: Database,
@@ -196,9 +243,30 @@ async def list_products(
             description="Return products after this id (default 0: from the start).",
         ),
     ] = 0,
+    q: SearchText = "",
+    min_price: MinPrice = ABSENT,
+    max_price: MaxPrice = ABSENT,
+    in_stock: InStock = False,
 ) -> ProductPage:
-    """Products by ascending id, one keyset page at a time, optionally of one brand."""
-    return await queries.list_products(db, brand_id=brand_id or None, after=after, limit=limit)
+    """Products by ascending id, one keyset page at a time; the filters given combine."""
+    if ABSENT < max_price < min_price:
+        raise InvalidRequest(
+            [
+                FieldError(
+                    "query",
+                    "min_price",
+                    f"min_price ({min_price}) is greater than max_price ({max_price})",
+                )
+            ]
+        )
+    filters = queries.ProductFilter(
+        brand_id=brand_id or None,
+        q=q or None,
+        min_price=None if min_price == ABSENT else min_price,
+        max_price=None if max_price == ABSENT else max_price,
+        in_stock=in_stock,
+    )
+    return await queries.list_products(db, filters, after=after, limit=limit)
 
 
 @operation("createProduct", "Create a product", *WRITE, location="/products/{product_id}")

@@ -91,12 +91,12 @@ async def test_a_database_from_before_versions_upgrades_in_place_with_nothing_lo
         assert len(before["change"]) == 5 + 40 + 4 - 10  # SKUs recorded nothing then
 
         assert await prepare_database(empty_database, seed=True) == (
-            ["0001", "0002", "0003"],
+            ["0001", "0002", "0003", "0004"],
             False,
         )
 
         assert await snapshot(conn) == before  # every row and every retained change
-        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0003"
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0004"
         # The new columns are filled: deterministic prices and stock, within their checks.
         skus = await conn.fetch("SELECT price, currency, stock FROM sku ORDER BY sku_id")
         assert all(r["price"] > 0 and r["currency"] == "EUR" and r["stock"] >= 0 for r in skus)
@@ -139,7 +139,7 @@ async def test_a_database_from_before_versions_upgrades_in_place_with_nothing_lo
 
 async def test_an_empty_database_gets_every_version_and_the_demo(empty_database: str) -> None:
     prepared = await prepare_database(empty_database, seed=True)
-    assert prepared == (["0001", "0002", "0003"], True)
+    assert prepared == (["0001", "0002", "0003", "0004"], True)
     conn = await asyncpg.connect(empty_database)
     try:
         # The demo is the starting state: loading it recorded no change.
@@ -156,7 +156,7 @@ async def test_a_database_newer_than_the_code_is_refused_naming_both_versions(
     await admin_sql(empty_database, "UPDATE alembic_version SET version_num = '0099'")
     with pytest.raises(DatabaseStartupError) as refused:
         await prepare_database(empty_database, seed=True)
-    assert "version 0099, newer than this code's 0003" in str(refused.value)
+    assert "version 0099, newer than this code's 0004" in str(refused.value)
     conn = await asyncpg.connect(empty_database)
     try:  # and nothing was loaded into it
         assert await conn.fetchval("SELECT count(*) FROM brand") == 0
@@ -199,10 +199,10 @@ async def test_the_script_shows_pending_versions_and_applies_them(empty_database
     shown = migrate(empty_database)
     assert shown.returncode == 1, shown.stderr
     assert "none recorded" in shown.stdout
-    assert "0003  pending" in shown.stdout and "3 pending" in shown.stdout
+    assert "0004  pending" in shown.stdout and "4 pending" in shown.stdout
     applied = migrate(empty_database, "upgrade")
     assert applied.returncode == 0, applied.stderr
-    assert "0003  applied now" in applied.stdout and "upgraded to 0003" in applied.stdout
+    assert "0004  applied now" in applied.stdout and "upgraded to 0004" in applied.stdout
     again = migrate(empty_database)
     assert (again.returncode, again.stdout.splitlines()[-1]) == (0, "up to date")
 

@@ -80,7 +80,7 @@ async def test_racing_workers_seed_exactly_once(admin_dsn: str) -> None:
         # One applied every version and loaded the demo; the other waited and found it done.
         assert sorted(prepared, key=lambda p: p.seeded) == [
             ([], False),
-            (["0001", "0002", "0003"], True),
+            (["0001", "0002", "0003", "0004"], True),
         ]
         conn = await asyncpg.connect(dsn)
         assert (await counts(conn))["sku"] == 100_000
