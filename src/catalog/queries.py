@@ -73,12 +73,22 @@ async def products_json(db: Executor, product_ids: list[int]) -> dict[int, Read]
 # sku_price_product_id_idx when a price range holds few SKUs. `s.product_id > $1` repeats
 # the page's start on the SKU side (PostgreSQL carries no inequality across a join), so a
 # page far down the catalog starts its SKU walk there too.
-PRODUCT_PAGE = """
-    SELECT p.product_id, p.product_name, p.brand_id FROM product p
-    WHERE p.product_id > $1{conditions}
+# One row even for an empty page: the feed position the statement saw, and the page beside.
+PRODUCT_PAGE = (
+    """
+    SELECT f.position, p.product_id, p.product_name, p.brand_id
+    FROM (SELECT """
+    + POSITION
+    + """ AS position) f
+    LEFT JOIN LATERAL (
+        SELECT p.product_id, p.product_name, p.brand_id FROM product p
+        WHERE p.product_id > $1{conditions}
+        ORDER BY p.product_id
+        LIMIT $2
+    ) p ON true
     ORDER BY p.product_id
-    LIMIT $2
 """
+)
 OF_BRAND = "p.brand_id = {}"  # product_brand_id_product_id_idx
 # q, when pg_trgm can take a trigram from it: product_name_trgm_idx.
 NAME_HAS = "p.product_name ILIKE {}"
@@ -184,9 +194,9 @@ def product_page_query(
 @database_call
 async def list_products(
     db: Executor, filters: ProductFilter, *, after: int, limit: int
-) -> ProductPage:
-    """Keyset page by ascending product_id of the products `filters` keeps; one extra row
-    tells whether more follow."""
+) -> tuple[int, ProductPage]:
+    """Keyset page by ascending product_id of the products `filters` keeps (one extra row
+    tells whether more follow), and the feed position the page reflects."""
     sql, args = product_page_query(filters, after=after, limit=limit)
     if filters.planned_for_values:
         async with _connection(db) as conn, conn.transaction(readonly=True):
@@ -194,9 +204,10 @@ async def list_products(
             rows = await conn.fetch(sql, *args)
     else:
         rows = await db.fetch(sql, *args)
-    items = [Product(*r) for r in rows[:limit]]
-    next_after = items[-1].product_id if len(rows) > limit else None
-    return ProductPage(items=items, next_after=next_after)
+    found = [r[1:] for r in rows if r[1] is not None]
+    items = [Product(*r) for r in found[:limit]]
+    next_after = items[-1].product_id if len(found) > limit else None
+    return rows[0][0], ProductPage(items=items, next_after=next_after)
 
 
 @asynccontextmanager

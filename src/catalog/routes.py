@@ -225,7 +225,7 @@ InStock = Annotated[
 ]
 
 
-@operation("listProducts", "List products", *DATA)
+@operation("listProducts", "List products", *DATA, cache=deps.of_product_page)
 async def list_products(
     db: Database,
     # LIHIL TRAP (Optional query parameters accept null): absent is 0, not None; with an
@@ -266,7 +266,8 @@ async def list_products(
         max_price=None if max_price == ABSENT else max_price,
         in_stock=in_stock,
     )
-    return await queries.list_products(db, filters, after=after, limit=limit)
+    position, page = await queries.list_products(db, filters, after=after, limit=limit)
+    return json_body(Read(position, _encode(page).decode()), ProductPage)
 
 
 @operation("createProduct", "Create a product", *WRITE, location="/products/{product_id}")

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from lihil.vendors import TestClient
 
+from src.catalog import queries
 from src.catalog.models import MAX_PRICE
 from src.catalog.queries import like_pattern, trigram_searchable
 from src.edge.checks import INTEGER_MESSAGE
@@ -59,12 +60,17 @@ class Catalog:
         return kept
 
 
-def walk(client: TestClient, filters: Filters, limit: int) -> Iterator[dict[str, Any]]:
+def walk(
+    client: TestClient, filters: Filters, limit: int, position: int = 0
+) -> Iterator[dict[str, Any]]:
     """Every product of every page, following next_after to the end; each page but the last
-    is full and names its last product as next_after."""
+    is full and names its last product as next_after. With `position` (a change made in
+    plain SQL), pages are at or past it (Catalog-Position: API.md "Reads at memory speed")."""
     after = 0
+    headers = {"Catalog-Position": str(position)}
     while True:
-        response = client.get("/products", params={**filters, "limit": limit, "after": after})
+        params = {**filters, "limit": limit, "after": after}
+        response = client.get("/products", params=params, headers=headers)
         assert response.status_code == 200, response.text
         page = response.json()
         yield from page["items"]
@@ -73,6 +79,13 @@ def walk(client: TestClient, filters: Filters, limit: int) -> Iterator[dict[str,
         assert len(page["items"]) == limit
         after = page["items"][-1]["product_id"]
         assert page["next_after"] == after
+
+
+async def changed(sql: asyncpg.Connection, statement: str, *args: object) -> int:
+    """Run a change in plain SQL; the feed position it reached (a read sending it back is
+    answered with the change in, whatever the response cache holds)."""
+    await sql.execute(statement, *args)
+    return int(await queries.feed_position(sql))
 
 
 def assert_pages(client: TestClient, catalog: Catalog, filters: Filters, limit: int) -> int:
@@ -199,20 +212,21 @@ async def test_price_and_in_stock_ask_for_one_sku_both_in_range_and_in_stock(
 ) -> None:
     """A product whose SKU in the range is sold out and whose SKU in stock is outside it is
     not kept; keep it in range and in stock, and it is."""
-    await sql.execute("DELETE FROM sku WHERE product_id = 5")
-    await sql.execute(
+    position = await changed(sql, "DELETE FROM sku WHERE product_id = 5")
+    position = await changed(
+        sql,
         "INSERT INTO sku (product_id, product_size_id, product_color_id, price, currency, stock)"
-        " VALUES (5, 1, 1, 7, 'EUR', 0), (5, 1, 2, 9, 'EUR', 3)"
+        " VALUES (5, 1, 1, 7, 'EUR', 0), (5, 1, 2, 9, 'EUR', 3)",
     )
     seven = {"min_price": 7, "max_price": 7}
 
     def ids(filters: Filters) -> list[int]:
-        return [p["product_id"] for p in walk(client, filters, limit=100)]
+        return [p["product_id"] for p in walk(client, filters, limit=100, position=position)]
 
     assert ids(seven) == [5]
     assert 5 in ids({"in_stock": "true", "max_price": 100})
     assert ids({**seven, "in_stock": "true"}) == []
-    await sql.execute("UPDATE sku SET stock = 1 WHERE product_id = 5 AND price = 7")
+    position = await changed(sql, "UPDATE sku SET stock = 1 WHERE product_id = 5 AND price = 7")
     assert ids({**seven, "in_stock": "true"}) == [5]
 
 
@@ -244,21 +258,23 @@ async def test_a_sku_change_changes_the_filtered_pages_at_once(
     """A price or stock changed with plain SQL is what the very next page filters by (and
     the statements PostgreSQL has cached for these pages still answer right)."""
     sku_id = await sql.fetchval("SELECT min(sku_id) FROM sku WHERE product_id = 9")
-    await sql.execute("UPDATE sku SET price = 123456, stock = 0 WHERE sku_id = $1", sku_id)
+    position = await changed(
+        sql, "UPDATE sku SET price = 123456, stock = 0 WHERE sku_id = $1", sku_id
+    )
     priced = {"min_price": 123456, "max_price": 123456}
 
     def ids(filters: Filters) -> list[int]:
-        return [p["product_id"] for p in walk(client, filters, limit=10)]
+        return [p["product_id"] for p in walk(client, filters, limit=10, position=position)]
 
     for _ in range(7):  # past the five executions after which a statement may go generic
         assert ids(priced) == [9]
         assert ids({**priced, "in_stock": "true"}) == []
-    await sql.execute("UPDATE sku SET stock = 4 WHERE sku_id = $1", sku_id)
+    position = await changed(sql, "UPDATE sku SET stock = 4 WHERE sku_id = $1", sku_id)
     assert ids({**priced, "in_stock": "true"}) == [9]
-    await sql.execute("UPDATE sku SET price = 654321 WHERE sku_id = $1", sku_id)
+    position = await changed(sql, "UPDATE sku SET price = 654321 WHERE sku_id = $1", sku_id)
     assert ids(priced) == []
     assert ids({"min_price": 654321}) == [9]
-    await sql.execute("UPDATE sku SET stock = 0 WHERE product_id = 9")
+    position = await changed(sql, "UPDATE sku SET stock = 0 WHERE product_id = 9")
     assert ids({"min_price": 654321, "in_stock": "true"}) == []
 
 
