@@ -231,3 +231,28 @@ async def test_a_feed_client_resumes_across_a_process_restart_without_loss_or_re
         assert names == ["a0", "a1", "a2", "b0", "b1", "b2", "b3", "live"]
     finally:
         first.stop(signal.SIGKILL)
+
+
+async def test_a_write_read_back_on_another_process_with_its_position(
+    servers: list[LiveServer],
+) -> None:
+    """Reads at memory speed across workers: process B has product 6 and the brand list in
+    its cache; a write on process A answers Catalog-Position, and a read on B sending it is
+    answered with the write in, each time (B waits for its own feed, or reads the
+    database)."""
+    a, b = (httpx.AsyncClient(base_url=s.http, headers=AUTH) for s in servers)
+    async with a, b:
+        for round_ in range(20):
+            await b.get("/products/6")  # cached on B
+            await b.get("/brands")
+            name = f"written on A, round {round_}"
+            written = await a.put("/products/6", json={"product_name": name, "brand_id": 2})
+            position = written.headers["catalog-position"]
+            read = await b.get("/products/6", headers={"Catalog-Position": position})
+            assert read.json()["product_name"] == name
+            assert int(read.headers["catalog-position"]) >= int(position)
+            renamed = await a.put("/brands/5", json={"brand_name": name})
+            brands = await b.get(
+                "/brands", headers={"Catalog-Position": renamed.headers["catalog-position"]}
+            )
+            assert {"brand_id": 5, "brand_name": name} in brands.json()

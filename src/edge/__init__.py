@@ -64,7 +64,9 @@ WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 UNMATCHED = "unmatched"
 PROBLEM_HEADERS = [(b"content-type", b"application/problem+json")]
 # CORS: what a browser app on an allowed origin may send and read.
-ALLOW_HEADERS = b"Authorization, Content-Type, If-Match, If-None-Match, X-Request-ID"
+ALLOW_HEADERS = (
+    b"Authorization, Catalog-Position, Content-Type, If-Match, If-None-Match, X-Request-ID"
+)
 EXPOSE_HEADERS = b"ETag, Location, Retry-After, X-Request-ID, Catalog-Position"
 MAX_AGE = b"600"
 REVALIDATE = [(b"cache-control", b"no-cache")]  # a tagged answer: ask again, the tag says if fresh

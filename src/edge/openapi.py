@@ -35,6 +35,21 @@ def declared_operations(routes: Iterable[Any]) -> dict[tuple[str, str], Operatio
 
 
 SUCCESS_DESCRIPTIONS = {"200": "OK.", "201": "Created.", "204": "Deleted; no body."}
+POSITION_SCHEMA = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+# A cacheable read may ask to reflect at least a change (a write's Catalog-Position).
+POSITION_PARAMETER = {
+    "name": "Catalog-Position",
+    "in": "header",
+    "required": False,
+    "description": "Answer with at least this change in (a write's Catalog-Position): the "
+    "server waits for its feed to reach it, or reads the database.",
+    "schema": POSITION_SCHEMA,
+}
+POSITION_HEADERS = {
+    "read": "The catalog feed's position this answer reflects.",
+    "write": "The catalog feed's position of this write's change: send it as "
+    "Catalog-Position to read it back from any worker.",
+}
 
 
 def problem_schemas() -> dict[str, Any]:
@@ -52,13 +67,20 @@ def _finish_operation(spec: Operation, op: dict[str, Any]) -> dict[str, Any]:
         response["description"] = SUCCESS_DESCRIPTIONS[code]
         if spec.content_type:
             response["content"] = {spec.content_type: {"schema": {"type": "string"}}}
+        headers = {}
         if code == "201" and spec.location:
-            response["headers"] = {
-                "Location": {
-                    "description": f"The new resource's URL, {spec.location}.",
-                    "schema": {"type": "string"},
-                }
+            headers["Location"] = {
+                "description": f"The new resource's URL, {spec.location}.",
+                "schema": {"type": "string"},
             }
+        if spec.cache is not None or spec.needs_token:
+            kind = "read" if spec.cache is not None else "write"
+            headers["Catalog-Position"] = {
+                "description": POSITION_HEADERS[kind],
+                "schema": POSITION_SCHEMA,
+            }
+        if headers:
+            response["headers"] = headers
     described: dict[str, list[str]] = {}  # one status may stand for several problems
     for error in sorted(spec.problems, key=lambda e: e.status):
         described.setdefault(str(error.status), []).append(error.__doc__ or error.title)
@@ -75,8 +97,11 @@ def _finish_operation(spec: Operation, op: dict[str, Any]) -> dict[str, Any]:
         "description": description,
         "operationId": spec.operation_id,
     }
-    if params := op.get("parameters"):
-        finished["parameters"] = [_finish_parameter(p) for p in params]
+    params = [_finish_parameter(p) for p in op.get("parameters", ())]
+    if spec.cache is not None:  # the edge reads it (src/edge: cacheable GETs)
+        params.append(POSITION_PARAMETER)
+    if params:
+        finished["parameters"] = params
     if "requestBody" in op:
         finished["requestBody"] = op["requestBody"]
     if spec.needs_token:  # the operations the edge asks a token of

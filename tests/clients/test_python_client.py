@@ -251,3 +251,24 @@ def test_readme_client_example_runs(
     )
     assert outcome in run.stdout + run.stderr, run
     assert "Traceback" not in run.stderr, run.stderr
+
+
+def test_client_reads_its_write_back_with_the_position_it_answered(
+    api: AuthenticatedClient,
+) -> None:
+    """A write answers Catalog-Position; a read sending it back reflects the write (shared
+    server: a product of its own)."""
+    created = create_product.sync_detailed(
+        client=api, body=ProductIn(product_name="positioned", brand_id=2)
+    )
+    assert isinstance(created.parsed, Product)
+    pid = created.parsed.product_id
+    renamed = replace_product.sync_detailed(
+        pid, client=api, body=ProductIn(product_name="repositioned", brand_id=2)
+    )
+    position = int(renamed.headers["catalog-position"])
+    assert position >= int(created.headers["catalog-position"]) > 0
+    read = get_product.sync_detailed(pid, client=api, catalog_position=position)
+    assert isinstance(read.parsed, Product) and read.parsed.product_name == "repositioned"
+    assert int(read.headers["catalog-position"]) >= position
+    assert delete_product.sync_detailed(pid, client=api).status_code == 204

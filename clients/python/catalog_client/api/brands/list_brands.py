@@ -7,16 +7,23 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.brand import Brand
 from ...models.problem import Problem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
-def _get_kwargs() -> dict[str, Any]:
+def _get_kwargs(
+    *,
+    catalog_position: int | Unset = UNSET,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(catalog_position, Unset):
+        headers["Catalog-Position"] = str(catalog_position)
 
     _kwargs: dict[str, Any] = {
         "method": "get",
         "url": "/brands",
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -58,10 +65,14 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
+    catalog_position: int | Unset = UNSET,
 ) -> Response[Problem | list[Brand]]:
     """List brands
 
      Every brand, by id.
+
+    Args:
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -71,7 +82,9 @@ def sync_detailed(
         Response[Problem | list[Brand]]
     """
 
-    kwargs = _get_kwargs()
+    kwargs = _get_kwargs(
+        catalog_position=catalog_position,
+    )
 
     response = client.get_httpx_client().request(
         **kwargs,
@@ -83,10 +96,14 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient | Client,
+    catalog_position: int | Unset = UNSET,
 ) -> Problem | list[Brand] | None:
     """List brands
 
      Every brand, by id.
+
+    Args:
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -98,16 +115,21 @@ def sync(
 
     return sync_detailed(
         client=client,
+        catalog_position=catalog_position,
     ).parsed
 
 
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
+    catalog_position: int | Unset = UNSET,
 ) -> Response[Problem | list[Brand]]:
     """List brands
 
      Every brand, by id.
+
+    Args:
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -117,7 +139,9 @@ async def asyncio_detailed(
         Response[Problem | list[Brand]]
     """
 
-    kwargs = _get_kwargs()
+    kwargs = _get_kwargs(
+        catalog_position=catalog_position,
+    )
 
     response = await client.get_async_httpx_client().request(**kwargs)
 
@@ -127,10 +151,14 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient | Client,
+    catalog_position: int | Unset = UNSET,
 ) -> Problem | list[Brand] | None:
     """List brands
 
      Every brand, by id.
+
+    Args:
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -143,5 +171,6 @@ async def asyncio(
     return (
         await asyncio_detailed(
             client=client,
+            catalog_position=catalog_position,
         )
     ).parsed

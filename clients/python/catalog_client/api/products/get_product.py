@@ -8,12 +8,17 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.problem import Problem
 from ...models.product import Product
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     product_id: int,
+    *,
+    catalog_position: int | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(catalog_position, Unset):
+        headers["Catalog-Position"] = str(catalog_position)
 
     _kwargs: dict[str, Any] = {
         "method": "get",
@@ -22,6 +27,7 @@ def _get_kwargs(
         ),
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -69,6 +75,7 @@ def sync_detailed(
     product_id: int,
     *,
     client: AuthenticatedClient | Client,
+    catalog_position: int | Unset = UNSET,
 ) -> Response[Problem | Product]:
     """Get a product
 
@@ -76,6 +83,7 @@ def sync_detailed(
 
     Args:
         product_id (int): The product's id.
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -87,6 +95,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         product_id=product_id,
+        catalog_position=catalog_position,
     )
 
     response = client.get_httpx_client().request(
@@ -100,6 +109,7 @@ def sync(
     product_id: int,
     *,
     client: AuthenticatedClient | Client,
+    catalog_position: int | Unset = UNSET,
 ) -> Problem | Product | None:
     """Get a product
 
@@ -107,6 +117,7 @@ def sync(
 
     Args:
         product_id (int): The product's id.
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -119,6 +130,7 @@ def sync(
     return sync_detailed(
         product_id=product_id,
         client=client,
+        catalog_position=catalog_position,
     ).parsed
 
 
@@ -126,6 +138,7 @@ async def asyncio_detailed(
     product_id: int,
     *,
     client: AuthenticatedClient | Client,
+    catalog_position: int | Unset = UNSET,
 ) -> Response[Problem | Product]:
     """Get a product
 
@@ -133,6 +146,7 @@ async def asyncio_detailed(
 
     Args:
         product_id (int): The product's id.
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -144,6 +158,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         product_id=product_id,
+        catalog_position=catalog_position,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -155,6 +170,7 @@ async def asyncio(
     product_id: int,
     *,
     client: AuthenticatedClient | Client,
+    catalog_position: int | Unset = UNSET,
 ) -> Problem | Product | None:
     """Get a product
 
@@ -162,6 +178,7 @@ async def asyncio(
 
     Args:
         product_id (int): The product's id.
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -175,5 +192,6 @@ async def asyncio(
         await asyncio_detailed(
             product_id=product_id,
             client=client,
+            catalog_position=catalog_position,
         )
     ).parsed

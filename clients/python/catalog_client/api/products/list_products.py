@@ -19,7 +19,11 @@ def _get_kwargs(
     min_price: int | Unset = UNSET,
     max_price: int | Unset = UNSET,
     in_stock: bool | Unset = UNSET,
+    catalog_position: int | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(catalog_position, Unset):
+        headers["Catalog-Position"] = str(catalog_position)
 
     params: dict[str, Any] = {}
 
@@ -45,6 +49,7 @@ def _get_kwargs(
         "params": params,
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -93,6 +98,7 @@ def sync_detailed(
     min_price: int | Unset = UNSET,
     max_price: int | Unset = UNSET,
     in_stock: bool | Unset = UNSET,
+    catalog_position: int | Unset = UNSET,
 ) -> Response[Problem | ProductPage]:
     """List products
 
@@ -109,6 +115,7 @@ def sync_detailed(
         max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
         in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
             SKU in the range and in stock). `false`, the default, filters nothing.
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -126,6 +133,7 @@ def sync_detailed(
         min_price=min_price,
         max_price=max_price,
         in_stock=in_stock,
+        catalog_position=catalog_position,
     )
 
     response = client.get_httpx_client().request(
@@ -145,6 +153,7 @@ def sync(
     min_price: int | Unset = UNSET,
     max_price: int | Unset = UNSET,
     in_stock: bool | Unset = UNSET,
+    catalog_position: int | Unset = UNSET,
 ) -> Problem | ProductPage | None:
     """List products
 
@@ -161,6 +170,7 @@ def sync(
         max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
         in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
             SKU in the range and in stock). `false`, the default, filters nothing.
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -179,6 +189,7 @@ def sync(
         min_price=min_price,
         max_price=max_price,
         in_stock=in_stock,
+        catalog_position=catalog_position,
     ).parsed
 
 
@@ -192,6 +203,7 @@ async def asyncio_detailed(
     min_price: int | Unset = UNSET,
     max_price: int | Unset = UNSET,
     in_stock: bool | Unset = UNSET,
+    catalog_position: int | Unset = UNSET,
 ) -> Response[Problem | ProductPage]:
     """List products
 
@@ -208,6 +220,7 @@ async def asyncio_detailed(
         max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
         in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
             SKU in the range and in stock). `false`, the default, filters nothing.
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -225,6 +238,7 @@ async def asyncio_detailed(
         min_price=min_price,
         max_price=max_price,
         in_stock=in_stock,
+        catalog_position=catalog_position,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -242,6 +256,7 @@ async def asyncio(
     min_price: int | Unset = UNSET,
     max_price: int | Unset = UNSET,
     in_stock: bool | Unset = UNSET,
+    catalog_position: int | Unset = UNSET,
 ) -> Problem | ProductPage | None:
     """List products
 
@@ -258,6 +273,7 @@ async def asyncio(
         max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
         in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
             SKU in the range and in stock). `false`, the default, filters nothing.
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -277,5 +293,6 @@ async def asyncio(
             min_price=min_price,
             max_price=max_price,
             in_stock=in_stock,
+            catalog_position=catalog_position,
         )
     ).parsed

@@ -16,7 +16,11 @@ def _get_kwargs(
     *,
     limit: int | Unset = UNSET,
     after: int | Unset = UNSET,
+    catalog_position: int | Unset = UNSET,
 ) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    if not isinstance(catalog_position, Unset):
+        headers["Catalog-Position"] = str(catalog_position)
 
     params: dict[str, Any] = {}
 
@@ -34,6 +38,7 @@ def _get_kwargs(
         "params": params,
     }
 
+    _kwargs["headers"] = headers
     return _kwargs
 
 
@@ -83,6 +88,7 @@ def sync_detailed(
     client: AuthenticatedClient | Client,
     limit: int | Unset = UNSET,
     after: int | Unset = UNSET,
+    catalog_position: int | Unset = UNSET,
 ) -> Response[Problem | SkuPage]:
     """List a product's SKUs
 
@@ -92,6 +98,7 @@ def sync_detailed(
         product_id (int): The product's id.
         limit (int | Unset): Page size (default 20).
         after (int | Unset): Return SKUs after this id (default 0: from the start).
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -105,6 +112,7 @@ def sync_detailed(
         product_id=product_id,
         limit=limit,
         after=after,
+        catalog_position=catalog_position,
     )
 
     response = client.get_httpx_client().request(
@@ -120,6 +128,7 @@ def sync(
     client: AuthenticatedClient | Client,
     limit: int | Unset = UNSET,
     after: int | Unset = UNSET,
+    catalog_position: int | Unset = UNSET,
 ) -> Problem | SkuPage | None:
     """List a product's SKUs
 
@@ -129,6 +138,7 @@ def sync(
         product_id (int): The product's id.
         limit (int | Unset): Page size (default 20).
         after (int | Unset): Return SKUs after this id (default 0: from the start).
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -143,6 +153,7 @@ def sync(
         client=client,
         limit=limit,
         after=after,
+        catalog_position=catalog_position,
     ).parsed
 
 
@@ -152,6 +163,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient | Client,
     limit: int | Unset = UNSET,
     after: int | Unset = UNSET,
+    catalog_position: int | Unset = UNSET,
 ) -> Response[Problem | SkuPage]:
     """List a product's SKUs
 
@@ -161,6 +173,7 @@ async def asyncio_detailed(
         product_id (int): The product's id.
         limit (int | Unset): Page size (default 20).
         after (int | Unset): Return SKUs after this id (default 0: from the start).
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -174,6 +187,7 @@ async def asyncio_detailed(
         product_id=product_id,
         limit=limit,
         after=after,
+        catalog_position=catalog_position,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -187,6 +201,7 @@ async def asyncio(
     client: AuthenticatedClient | Client,
     limit: int | Unset = UNSET,
     after: int | Unset = UNSET,
+    catalog_position: int | Unset = UNSET,
 ) -> Problem | SkuPage | None:
     """List a product's SKUs
 
@@ -196,6 +211,7 @@ async def asyncio(
         product_id (int): The product's id.
         limit (int | Unset): Page size (default 20).
         after (int | Unset): Return SKUs after this id (default 0: from the start).
+        catalog_position (int | Unset):
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -211,5 +227,6 @@ async def asyncio(
             client=client,
             limit=limit,
             after=after,
+            catalog_position=catalog_position,
         )
     ).parsed
