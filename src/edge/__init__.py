@@ -184,7 +184,7 @@ class Edge:
         body: list[bytes] = []
         kept: list[tuple[bytes, bytes]] = []  # a cacheable answer's own headers, to keep
         key: str | None = None  # the response cache's key, for a cacheable GET
-        endpoint_tags: frozenset[str] = frozenset()  # what its answer depends on
+        depends: Any = None  # what its answer depends on: (tags_of, path and query params)
         cache = self.cache
 
         async def _send(message: dict[str, Any]) -> None:
@@ -209,7 +209,9 @@ class Edge:
                     etag = etag_of(whole).encode()
                     status = await _tagged(start, whole, etag, head.if_none_match, head_only, send)
                     if kept and key is not None and cache is not None:
-                        cache.fill(key, _entry(kept, whole, etag, endpoint_tags))
+                        tags_of, path_params, pairs = depends
+                        tags = frozenset(tags_of(path_params, dict(pairs)))
+                        cache.fill(key, _entry(kept, whole, etag, tags))
                 return
             elif head_only and message["type"] == "http.response.body":
                 if message.get("more_body", False):
@@ -247,7 +249,7 @@ class Edge:
             if tags_of is not None and cache is not None:  # a cacheable GET
                 pairs = query_pairs(scope.get("query_string", b""))
                 key = _cache_key(scope["path"], pairs)
-                endpoint_tags = frozenset(tags_of(params, dict(pairs)))
+                depends = (tags_of, params, pairs)  # worked out on a miss only
                 sent = await self._from_cache(key, head, head_only, extra, send)
                 if sent is not None:
                     status = sent
