@@ -157,7 +157,7 @@ async def delete_brand(
     return await written(conn)  # type: ignore[return-value]
 
 
-@operation("listBrands", "List brands", DatabaseUnavailable, cache=deps.of_brands)
+@operation("listBrands", "List brands", *DATA, cache=deps.of_brands)
 async def list_brands(reader: CatalogReader) -> list[Brand]:
     """Every brand, by id."""
     return json_body(await reader.brands_json(), list[Brand])
