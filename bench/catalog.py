@@ -694,6 +694,7 @@ class Results:
     reads: dict[str, list[Run]] = field(default_factory=dict)  # -c50, one per round
     single: dict[str, list[Run]] = field(default_factory=dict)  # one client
     writes: dict[str, list[Run]] = field(default_factory=dict)  # -c200
+    reference_after: list[Run] = field(default_factory=list)  # last in each round's reads
     untriggered: dict[str, Run] = field(default_factory=dict)  # writes, SKU triggers off
     skipped: dict[str, str] = field(default_factory=dict)  # row key -> why
     plans: dict[str, list[Explained]] = field(default_factory=dict)
@@ -792,6 +793,9 @@ def load(
             results.reads.setdefault(row.key, []).append(
                 measure(row, scale.reads, scale.reads.seconds)
             )
+        if REFERENCE in results.reads:  # the reference again: its mean spans the round
+            reference = next(r for r in served_reads if r.key == REFERENCE)
+            results.reference_after.append(measure(reference, scale.reads, scale.reads.seconds))
         for row in served_reads:
             results.single.setdefault(row.key, []).append(
                 measure(row, scale.single, scale.single.seconds)
@@ -818,15 +822,35 @@ FILTER_RATIO = 0.5
 SKUS_RATIO = 0.8
 
 
-def round_ratios(a: Sequence[Run], b: Sequence[Run]) -> list[float]:
-    """a / b req/s, one per round (both measured in that round)."""
-    return [x.wrk.rps / y.wrk.rps if y.wrk.rps else float("nan") for x, y in zip(a, b, strict=True)]
+def rps(runs: Sequence[Run]) -> list[float]:
+    return [r.wrk.rps for r in runs]
+
+
+def divide(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    """a / b, one per round (both measured in that round)."""
+    return [x / y if y else float("nan") for x, y in zip(a, b, strict=True)]
+
+
+def read_runs(results: Results, key: str) -> list[Run]:
+    """Every -c50 run of a read row (the reference's before and after each round's)."""
+    runs = results.reads.get(key, [])
+    return [*runs, *results.reference_after] if key == REFERENCE else runs
+
+
+def read_rps(results: Results, key: str) -> list[float] | None:
+    """A read row's req/s per round under -c50; the reference's is the mean of its runs
+    first and last in the round."""
+    if key not in results.reads:
+        return None
+    runs = rps(results.reads[key])
+    if key == REFERENCE:
+        return [(x + y) / 2 for x, y in zip(runs, rps(results.reference_after), strict=True)]
+    return runs
 
 
 def _ratio(results: Results, key: str, reference: str) -> float | None:
-    if key not in results.reads or reference not in results.reads:
-        return None
-    return median(round_ratios(results.reads[key], results.reads[reference]))
+    a, b = read_rps(results, key), read_rps(results, reference)
+    return None if a is None or b is None else median(divide(a, b))
 
 
 FILTER_NAMES = {"q": "?q=", "price": "?min_price=&max_price=", "stock": "?in_stock=true&brand_id="}
@@ -889,7 +913,8 @@ def _reads_table(results: Results, reads: Sequence[Row]) -> list[str]:
                 f"| {row.title} | {row.cycled} | {row.matching} | {results.skipped[row.key]} |"
             )
             continue
-        runs, single = results.reads[row.key], results.single[row.key]
+        runs, single = read_runs(results, row.key), results.single[row.key]
+        per_round = read_rps(results, row.key) or []
         against = "-"
         if row.key == SKUS and (ratio := _ratio(results, SKUS, PRODUCT)) is not None:
             against = f"{ratio:.2f}x of /products/{{id}}"
@@ -897,8 +922,8 @@ def _reads_table(results: Results, reads: Sequence[Row]) -> list[str]:
             against = f"{ratio:.2f}x"
         lines.append(
             f"| {row.title} | {row.cycled} | {row.matching} "
-            f"| {median([r.wrk.rps for r in runs]):,.0f} "
-            f"| {' / '.join(f'{r.wrk.rps:,.0f}' for r in runs)} "
+            f"| {median(per_round):,.0f} "
+            f"| {' / '.join(f'{x:,.0f}' for x in per_round)} "
             f"| {median([r.wrk.p50_ms for r in runs]):.2f} "
             f"| {median([r.wrk.p99_ms for r in runs]):.2f} "
             f"| {median([r.wrk.p99_ms for r in single]):.2f} "
@@ -929,7 +954,9 @@ def _writes_table(results: Results, writes: Sequence[Row], load: Load) -> list[s
             lines.append(f"| {row.title} | {results.skipped[row.key]} |")
             continue
         runs = results.writes[row.key]
-        ratio = "-" if row.key == PUT or put is None else f"{median(round_ratios(runs, put)):.2f}x"
+        ratio = (
+            "-" if row.key == PUT or put is None else f"{median(divide(rps(runs), rps(put))):.2f}x"
+        )
         lines.append(line(row.title, runs, ratio))
     for row in writes:
         if row.key in results.untriggered:
@@ -1024,7 +1051,9 @@ def report(
         f"(`-t{r.threads} -c{r.connections} -d{r.seconds:g}s`; one client: "
         f"`-t1 -c1 -d{one.seconds:g}s`; writes `-t{w.threads} -c{w.connections} "
         f"-d{w.seconds:g}s`), {r.rounds} round(s), {r.warmup:g} s of warm-up per read row "
-        "first. Medians over rounds; ratios are taken within a round, then their median. "
+        "first. Medians over rounds; ratios are taken within a round, then their median; the "
+        "reference runs first and last in each round's -c50 reads, and its req/s in a round "
+        "is the mean of the two. "
         "Plans: auto_explain in the server's own sessions (below)."
         + (" The response cache is off (`CACHE=off`)." if "CACHE" in FIELDS else ""),
         "",
