@@ -90,6 +90,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # seconds between fallback polls of the outbox when no NOTIFY wakes the listener.
     CATALOG_FEED_RETENTION: Annotated[float, msgspec.Meta(gt=0)] = 7 * 24 * 3600.0
     CATALOG_FEED_POLL_S: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
+    # Reads at memory speed (API.md): catalog GET answers kept in each process, dropped by the
+    # feed's changes; at most CACHE_MAX_ENTRIES (least recently used out); a GET sending
+    # Catalog-Position waits at most CACHE_WAIT_MS for this process's feed to reach it.
+    CACHE: Literal["on", "off"] = "on"
+    CACHE_MAX_ENTRIES: PositiveInt = 10_000
+    CACHE_WAIT_MS: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000
 
     def __post_init__(self) -> None:
         if self.DB_POOL_MIN > self.DB_POOL_MAX:

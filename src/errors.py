@@ -8,6 +8,8 @@
     │   ├── UpgradeRequired      426  plain HTTP to a WebSocket endpoint
     │   ├── UnknownBrand         409  a write names a brand_id that does not exist
     │   ├── BrandInUse           409  a brand deleted while a product names it
+    │   ├── InsufficientStock    409  a stock change that would take a SKU's stock below 0
+    │   ├── StockOverflow        409  a stock change that would take it past 2,147,483,647
     │   ├── PreconditionFailed   412  If-Match names a version the resource no longer has
     │   ├── Unauthorized         401  a catalog write without a valid token (`src.auth`)
     │   ├── TooManyRequests      429  writes over WRITE_RATE_PER_MIN (`src.limits`)
@@ -168,6 +170,36 @@ class BrandInUse(AppError):
 
     def __init__(self, brand_id: int) -> None:
         super().__init__(f"brand {brand_id} is named by products: move or delete them first")
+
+
+class InsufficientStock(AppError):
+    """`insufficient-stock`: the SKU has fewer in stock than the change takes away; nothing
+    changed (GET the SKU for its stock)."""
+
+    status = 409
+    type = "insufficient-stock"
+    title = "Insufficient stock"
+
+    def __init__(self, sku_id: int, delta: int) -> None:
+        super().__init__(
+            f"sku {sku_id} has fewer than {-delta} in stock, so a delta of {delta} would take"
+            " it below 0; nothing changed: GET the SKU for its stock"
+        )
+
+
+class StockOverflow(AppError):
+    """`stock-overflow`: the change would take the SKU's stock past 2,147,483,647; nothing
+    changed."""
+
+    status = 409
+    type = "stock-overflow"
+    title = "Stock limit exceeded"
+
+    def __init__(self, sku_id: int, delta: int) -> None:
+        super().__init__(
+            f"a delta of {delta} would take the stock of sku {sku_id} past 2147483647,"
+            " the most it can hold; nothing changed"
+        )
 
 
 class PreconditionFailed(AppError):

@@ -8,6 +8,7 @@ from prometheus_client.registry import Collector
 from src.catalog.feed import CatalogFeed, FeedCollector
 from src.catalog.readers import CatalogReader
 from src.catalog.routes import build_routes
+from src.catalog.skus.routes import build_routes as build_sku_routes
 from src.component import Component
 from src.config import Settings
 from src.db.pool import Database
@@ -20,6 +21,11 @@ class Catalog(Component):
             "name": "products",
             "description": "Products: read, page through, create, replace, delete.",
         },
+        {
+            "name": "skus",
+            "description": "SKUs: a product's sizes and colors with their price and stock;"
+            " read, page through, create, replace, delete, change the stock atomically.",
+        },
     )
 
     def __init__(self, settings: Settings) -> None:
@@ -27,7 +33,7 @@ class Catalog(Component):
         self.reader = CatalogReader()
 
     def routes(self) -> list[Any]:
-        return build_routes()
+        return build_routes() + build_sku_routes()
 
     def providers(self) -> list[tuple[object, type]]:
         return [(self.feed, CatalogFeed), (self.reader, CatalogReader)]

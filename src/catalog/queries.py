@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from src.catalog.models import Brand, BrandIn, Product, ProductIn, ProductPage
+from src.catalog.skus.queries import LOCKED_SKU_JSON
 from src.db.pool import Database, database_call
 from src.errors import BrandInUse, UnknownBrand
 
@@ -92,6 +93,7 @@ LOCKED_JSON = {
     " WHERE brand_id = $1 FOR UPDATE) b",
     "product": "SELECT row_to_json(p)::text FROM (SELECT product_id, product_name, brand_id"
     " FROM product WHERE product_id = $1 FOR UPDATE) p",
+    "sku": LOCKED_SKU_JSON,
 }
 
 

@@ -37,6 +37,7 @@ from src.asgi import ASGIApp, Scope
 from src.auth import verify
 from src.compat.uvicorn import denied_on_purpose
 from src.config import Settings
+from src.edge.cache import Entry, ResponseCache
 from src.edge.checks import INTEGER_MESSAGE, Hosts, canonical_int, is_json, query_pairs, repeated
 from src.edge.etag import MAX_TAGGED_BYTES, etag_of, none_match
 from src.edge.routes import Endpoint, Resource, RouteTable
@@ -67,6 +68,9 @@ ALLOW_HEADERS = b"Authorization, Content-Type, If-Match, If-None-Match, X-Reques
 EXPOSE_HEADERS = b"ETag, Location, Retry-After, X-Request-ID, Catalog-Position"
 MAX_AGE = b"600"
 REVALIDATE = [(b"cache-control", b"no-cache")]  # a tagged answer: ask again, the tag says if fresh
+# The commit-log position an answer reflects (response) or a read must reflect (request).
+POSITION = b"catalog-position"
+POSITION_MESSAGE = "must be a change id: a decimal integer from 0 to 2^63-1, as a write answered"
 
 Observe = Callable[[str, str, int, float], None]
 
@@ -91,14 +95,18 @@ class _Head:
         "hosts",
         "if_none_match",
         "origin",
+        "position",
         "preflight",
         "request_id",
+        "wanted",
     )
 
     def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
         self.hosts = 0
         self.host = self.origin = self.content_type = self.content_length = None
         self.if_none_match = self.authorization = self.request_id = self.preflight = None
+        self.position = None
+        self.wanted: int | None = None  # the parsed Catalog-Position of a cacheable GET
         for name, value in headers:
             if name == b"host":
                 self.hosts += 1
@@ -117,13 +125,23 @@ class _Head:
                 self.request_id = value
             elif name == b"access-control-request-method":
                 self.preflight = value
+            elif name == POSITION:
+                self.position = value
 
 
 class Edge:
     """The app's only middleware (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, table: RouteTable, settings: Settings, observe: Observe):
+    def __init__(
+        self,
+        app: ASGIApp,
+        table: RouteTable,
+        settings: Settings,
+        observe: Observe,
+        cache: ResponseCache | None = None,
+    ):
         self.app, self.table, self.observe = app, table, observe
+        self.cache, self.cache_wait = cache, settings.CACHE_WAIT_MS / 1000
         self.hosts = Hosts(settings)
         self.secret, self.audience = settings.JWT_SECRET, settings.JWT_AUDIENCE
         self.trusted = settings.trusted_proxies
@@ -162,23 +180,34 @@ class Edge:
         status = 500
         start: dict[str, Any] | None = None
         body: list[bytes] = []
+        kept: list[tuple[bytes, bytes]] = []  # a cacheable answer's own headers, to keep
+        key: str | None = None  # the response cache's key, for a cacheable GET
+        endpoint_tags: frozenset[str] = frozenset()  # what its answer depends on
+        cache = self.cache
 
         async def _send(message: dict[str, Any]) -> None:
             nonlocal status, start
             if message["type"] == "http.response.start":
                 status = message["status"]
                 given = message.get("headers", ())
+                position = _position(given) if cache is not None else None
+                if position is not None:
+                    cache.answered(position)  # type: ignore[union-attr]
                 if tag and status == 200 and (taggable := _taggable(given)) is not None:
                     message["headers"] = [*given, *extra, *taggable]
+                    if key is not None and position is not None:
+                        kept[:] = [*given, *taggable]
                     start = message  # held until its body is complete, then tagged
                     return
                 message["headers"] = [*given, *extra]
             elif start is not None:
                 body.append(message.get("body", b""))
                 if not message.get("more_body", False):
-                    status = await _tagged(
-                        start, b"".join(body), head.if_none_match, head_only, send
-                    )
+                    whole = b"".join(body)
+                    etag = etag_of(whole).encode()
+                    status = await _tagged(start, whole, etag, head.if_none_match, head_only, send)
+                    if kept and key is not None and cache is not None:
+                        cache.fill(key, _entry(kept, whole, etag, endpoint_tags))
                 return
             elif head_only and message["type"] == "http.response.body":
                 if message.get("more_body", False):
@@ -212,6 +241,15 @@ class Edge:
                 return
             assert found is not None
             resource, params = found
+            tags_of = endpoint.cache if tag else None
+            if tags_of is not None and cache is not None:  # a cacheable GET
+                pairs = query_pairs(scope.get("query_string", b""))
+                key = _cache_key(scope["path"], pairs)
+                endpoint_tags = frozenset(tags_of(params, dict(pairs)))
+                sent = await self._from_cache(key, head, head_only, extra, send)
+                if sent is not None:
+                    status = sent
+                    return
             if head_only:  # a copy: the server reads its own scope's method (HEAD: no body)
                 scope = {**scope, "method": "GET"}
             scope["path_params"] = params
@@ -229,6 +267,39 @@ class Edge:
         finally:
             self.observe(method, template, status, time.perf_counter() - started)
             request_id.reset(token)
+
+    async def _from_cache(
+        self,
+        key: str,
+        head: _Head,
+        head_only: bool,
+        extra: list[tuple[bytes, bytes]],
+        send: Any,
+    ) -> int | None:
+        """Answer from the response cache: the status sent, or None to ask the route. With
+        `Catalog-Position`, only once every change through it is applied here (waiting at
+        most CACHE_WAIT_MS); else the route reads the database, which has it."""
+        cache = self.cache
+        assert cache is not None
+        if head.wanted is not None and not await cache.reach(head.wanted, self.cache_wait):
+            cache.stats.bypasses += 1
+            return None
+        entry = cache.lookup(key)
+        if entry is None:
+            return None
+        # The entry is current through every change applied here, not only its own fill.
+        position = (b"catalog-position", str(max(entry.position, cache.applied)).encode())
+        headers = [*entry.headers, position, *extra]
+        if head.if_none_match is not None and none_match(
+            head.if_none_match.decode("latin-1"), entry.etag.decode("latin-1")
+        ):
+            kept = [(k, v) for k, v in headers if k not in (b"content-length", b"content-type")]
+            await send({"type": "http.response.start", "status": 304, "headers": kept})
+            await send({"type": "http.response.body", "body": b""})
+            return 304
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head_only else entry.body})
+        return 200
 
     def _admit(
         self, scope: Scope, head: _Head, found: tuple[Resource, dict[str, str]] | None
@@ -264,6 +335,8 @@ class Edge:
             raise MethodNotAllowed(method, path, resource.allow)
         if endpoint.needs_token:
             self._admit_write(scope, head)
+        if endpoint.cache is not None and method in ("GET", "HEAD"):
+            head.wanted = _wanted_position(head)
         if method in WITH_BODY:
             self._check_body(head)
         self._check_parameters(scope, endpoint, found[1])
@@ -402,14 +475,62 @@ def _replay_connect(receive: Any) -> Any:
     return wrapped
 
 
+def _position(headers: Any) -> int | None:
+    """The Catalog-Position an answer carries (set by the route that made it), if any."""
+    for name, value in headers:
+        if name == POSITION:
+            return int(value)
+    return None
+
+
+def _wanted_position(head: _Head) -> int | None:
+    """The request's Catalog-Position: None if absent, 422 if not a change id."""
+    if head.position is None:
+        return None
+    wanted = canonical_int(head.position.decode("latin-1"))
+    if wanted is None or wanted < 0 or wanted >= 2**63:
+        raise InvalidRequest([FieldError("header", "Catalog-Position", POSITION_MESSAGE)])
+    return wanted
+
+
+def _cache_key(path: str, pairs: list[tuple[str, str]]) -> str:
+    """One key per answer: the path and the query in a canonical order (integers are
+    canonical already: the edge refused any other spelling)."""
+    if not pairs:
+        return path
+    return path + "?" + "&".join(f"{name}={value}" for name, value in sorted(pairs))
+
+
+def _entry(
+    headers: list[tuple[bytes, bytes]], body: bytes, etag: bytes, tags: frozenset[str]
+) -> Entry:
+    """A cacheable answer as the cache keeps it, with its ETag; its position apart (a hit
+    reports the position the cache has reached)."""
+    position = 0
+    kept = []
+    for name, value in headers:
+        if name == POSITION:
+            position = int(value)
+        else:
+            kept.append((name, value))
+    kept.append((b"etag", etag))
+    return Entry(body, tuple(kept), etag, position, tags)
+
+
 async def _tagged(
-    start: dict[str, Any], body: bytes, if_none_match: bytes | None, head_only: bool, send: Any
+    start: dict[str, Any],
+    body: bytes,
+    etag: bytes,
+    if_none_match: bytes | None,
+    head_only: bool,
+    send: Any,
 ) -> int:
     """Send a held 200 with its ETag, or 304 for a current If-None-Match; the status sent."""
-    etag = etag_of(body)
     headers = start["headers"]
-    headers.append((b"etag", etag.encode()))
-    if if_none_match is not None and none_match(if_none_match.decode("latin-1"), etag):
+    headers.append((b"etag", etag))
+    if if_none_match is not None and none_match(
+        if_none_match.decode("latin-1"), etag.decode("latin-1")
+    ):
         kept = [(k, v) for k, v in headers if k not in (b"content-length", b"content-type")]
         await send({"type": "http.response.start", "status": 304, "headers": kept})
         await send({"type": "http.response.body", "body": b""})

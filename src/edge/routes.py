@@ -20,6 +20,9 @@ from typing import Annotated, Any, TypeVar, get_args, get_origin, get_type_hints
 from src.errors import AppError, Unauthorized
 
 F = TypeVar("F", bound=Callable[..., Any])
+# What a cacheable GET's answer depends on, from its path and query parameters: the tags
+# a change must name to drop it from the response cache (src/edge/cache.py).
+CacheTags = Callable[[dict[str, str], dict[str, str]], Iterable[str]]
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Operation:
     problems: tuple[type[AppError], ...]
     content_type: str | None = None  # a success body that is text, not JSON
     location: str | None = None  # what a 201's Location names, e.g. "/products/{product_id}"
+    cache: CacheTags | None = None  # a GET whose answers the response cache may keep
 
     @property
     def needs_token(self) -> bool:
@@ -44,6 +48,7 @@ def operation(
     *problems: type[AppError],
     content_type: str | None = None,
     location: str | None = None,
+    cache: CacheTags | None = None,
 ) -> Callable[[F], F]:
     """Declares a handler's operation, beside the handler:
 
@@ -52,7 +57,7 @@ def operation(
     """
 
     def declare(handler: F) -> F:
-        spec = Operation(operation_id, summary, problems, content_type, location)
+        spec = Operation(operation_id, summary, problems, content_type, location, cache)
         handler.__operation__ = spec  # type: ignore[attr-defined]
         return handler
 
@@ -74,6 +79,10 @@ class Endpoint:
     @property
     def needs_token(self) -> bool:
         return self.operation is not None and self.operation.needs_token
+
+    @property
+    def cache(self) -> CacheTags | None:
+        return self.operation.cache if self.operation is not None else None
 
 
 def integer_parameters(handler: Callable[..., Any], template: str) -> tuple[tuple[str, str], ...]:

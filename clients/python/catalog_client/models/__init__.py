@@ -9,6 +9,10 @@ from .product import Product
 from .product_in import ProductIn
 from .product_page import ProductPage
 from .server_time import ServerTime
+from .sku import Sku
+from .sku_in import SkuIn
+from .sku_page import SkuPage
+from .stock_change import StockChange
 
 __all__ = (
     "Brand",
@@ -20,4 +24,8 @@ __all__ = (
     "ProductIn",
     "ProductPage",
     "ServerTime",
+    "Sku",
+    "SkuIn",
+    "SkuPage",
+    "StockChange",
 )

@@ -1,0 +1,182 @@
+"""A response cache kept coherent by a commit log (sans I/O: no socket, no clock).
+
+Entries are whole answers (body and headers) under a canonical request key, each with the
+tags of what it depends on and the log position its database snapshot saw. The log (the
+catalog feed) reports every committed change, in order, with the tags it touches:
+`invalidate` drops the entries that name one of them. Positions, not timing, keep a racing
+reader from putting old data back ("Scaling Memcache at Facebook", NSDI 2013, leases):
+
+- A fill whose snapshot is older than changes already applied here is refused when one of
+  those changes touched its tags (or when the history no longer reaches back that far).
+- A snapshot newer than what the log has applied here means the database is ahead of this
+  process: until the log catches up, other entries may be older than that answer, so
+  lookups miss (monotonic reads: an answer is never followed by an older one).
+- While the log is disconnected nothing is served or filled.
+
+The cache knows no resource: keys and tags are strings its users choose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+HISTORY = 8192  # applied changes remembered for checking fills (a fill older than that: refused)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    body: bytes
+    headers: tuple[tuple[bytes, bytes], ...]  # as sent, ETag and Catalog-Position included
+    etag: bytes
+    position: int  # the log position the answer reflects
+    tags: frozenset[str]
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    bypasses: int = 0  # lookups not served because the log is behind or disconnected
+    fills: int = 0
+    refused: int = 0  # fills refused as possibly stale
+    invalidations: int = 0  # entries dropped by changes
+    evictions: int = 0  # entries dropped for room
+
+
+@dataclass
+class ResponseCache:
+    max_entries: int
+    connected: bool = False  # whether the log is following the database now
+    applied: int = 0  # the newest log position whose changes have been applied here
+    ahead: int = 0  # the newest position an answer here reflected (may exceed `applied`)
+    stats: CacheStats = field(default_factory=CacheStats)
+    _entries: OrderedDict[str, Entry] = field(default_factory=OrderedDict)
+    _by_tag: dict[str, set[str]] = field(default_factory=dict)
+    _history: deque[tuple[int, frozenset[str]]] = field(
+        default_factory=lambda: deque(maxlen=HISTORY)
+    )
+    _waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def serving(self) -> bool:
+        """Whether lookups may answer: the log is connected and not behind any answer."""
+        return self.connected and self.applied >= self.ahead
+
+    def lookup(self, key: str) -> Entry | None:
+        if not self.serving:
+            self.stats.bypasses += 1
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            self.stats.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.stats.hits += 1
+        return entry
+
+    def answered(self, position: int) -> None:
+        """An answer (cached or not) reflected `position`: never serve older data after it."""
+        self.ahead = max(self.ahead, position)
+
+    def fill(self, key: str, entry: Entry) -> bool:
+        """Store `entry` unless it may be stale: True if stored."""
+        self.answered(entry.position)
+        if not self.connected or self._changed_since(entry.position, entry.tags):
+            self.stats.refused += 1
+            return False
+        self._drop(key)
+        self._entries[key] = entry
+        for tag in entry.tags:
+            self._by_tag.setdefault(tag, set()).add(key)
+        self.stats.fills += 1
+        while len(self._entries) > self.max_entries:
+            oldest = next(iter(self._entries))
+            self._drop(oldest)
+            self.stats.evictions += 1
+        return True
+
+    def _changed_since(self, position: int, tags: frozenset[str]) -> bool:
+        """Whether a change applied here after `position` touched one of `tags` (True too
+        when the history no longer reaches back to `position`)."""
+        if position >= self.applied:
+            return False
+        if not self._history or self._history[0][0] > position + 1:
+            return True  # changes after `position` were forgotten: cannot tell
+        for change_id, touched in reversed(self._history):
+            if change_id <= position:
+                return False
+            if not touched.isdisjoint(tags):
+                return True
+        return False
+
+    def invalidate(self, change_id: int, tags: Iterable[str]) -> None:
+        """Apply one change of the log, in order: drop the entries that depend on it."""
+        touched = frozenset(tags)
+        for tag in touched:
+            for key in tuple(self._by_tag.get(tag, ())):
+                self._drop(key)
+                self.stats.invalidations += 1
+        self._history.append((change_id, touched))
+        self._advance(change_id)
+
+    def connect(self, position: int) -> None:
+        """The log follows the database again, every change through `position` applied."""
+        self.connected = True
+        self._advance(position)
+
+    def _advance(self, position: int) -> None:
+        self.applied = max(self.applied, position)
+        if self._waiters:
+            waiting = []
+            for wanted, future in self._waiters:
+                if wanted <= self.applied or not self.connected:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    waiting.append((wanted, future))
+            self._waiters = waiting
+
+    async def reach(self, position: int, wait_s: float) -> bool:
+        """Wait (at most `wait_s` seconds) until every change through `position` is
+        applied here; False if it was not (or the log is disconnected)."""
+        if self.applied >= position:
+            return True
+        if not self.connected or wait_s <= 0:
+            return False
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((position, future))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                await future
+        if not future.done():
+            future.cancel()
+            self._waiters = [(w, f) for w, f in self._waiters if f is not future]
+        return self.connected and self.applied >= position
+
+    def disconnect(self) -> None:
+        """The log lost the database: serve and store nothing until it is back and caught
+        up (entries stay: the changes missed meanwhile are applied on catching up)."""
+        self.connected = False
+        self._advance(self.applied)  # whoever waits for a position: read the database
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._by_tag.clear()
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        for tag in entry.tags:
+            keys = self._by_tag.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_tag[tag]
