@@ -21,6 +21,7 @@ from src.config import Settings, load_settings
 from src.db.pool import Database, PoolCollector, database_not_ready, open_pool
 from src.db.setup import prepare_database
 from src.edge import Edge
+from src.edge.cache import CacheCollector, ResponseCache
 from src.edge.openapi import openapi_document
 from src.edge.routes import RouteTable
 from src.errors import install_problem_solver
@@ -71,6 +72,9 @@ def _build(settings: Settings) -> tuple[Lihil, Web]:
     install_problem_solver()
     quiet_uvicorn_log()
     broker = build_broker(settings)
+    # Catalog reads served from memory, kept coherent by the catalog feed (API.md "Reads at
+    # memory speed"): the edge answers from it, the feed drops what each change touches.
+    cache = ResponseCache(settings.CACHE_MAX_ENTRIES) if settings.CACHE == "on" else None
     app: Lihil | None = None
 
     def openapi() -> Any:
@@ -85,12 +89,14 @@ def _build(settings: Settings) -> tuple[Lihil, Web]:
         )
 
     web = Web(openapi, asyncapi)
-    components: list[Component] = [Service(), Catalog(settings), Realtime(settings, broker), web]
+    catalog = Catalog(settings, cache)
+    components: list[Component] = [Service(), catalog, Realtime(settings, broker), web]
     database: Database | None = None
     metrics = Metrics(
         [
             PoolCollector(lambda: database),
             BrokerMetrics(broker),
+            *([CacheCollector(cache)] if cache is not None else []),
             *(collector for c in components for collector in c.collectors()),
         ]
     )
@@ -127,7 +133,7 @@ def _build(settings: Settings) -> tuple[Lihil, Web]:
     def edge(inner: Any) -> Edge:
         http = [r for r in routes if not isinstance(r, WebSocketRoute)]
         websocket = [r for r in routes if isinstance(r, WebSocketRoute)]
-        return Edge(inner, RouteTable(http, websocket), settings, metrics.observe)
+        return Edge(inner, RouteTable(http, websocket), settings, metrics.observe, cache)
 
     app = Lihil(
         *routes,

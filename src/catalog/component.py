@@ -12,6 +12,7 @@ from src.catalog.skus.routes import build_routes as build_sku_routes
 from src.component import Component
 from src.config import Settings
 from src.db.pool import Database
+from src.edge.cache import ResponseCache
 
 
 class Catalog(Component):
@@ -28,8 +29,8 @@ class Catalog(Component):
         },
     )
 
-    def __init__(self, settings: Settings) -> None:
-        self.feed = CatalogFeed(settings)
+    def __init__(self, settings: Settings, cache: ResponseCache | None = None) -> None:
+        self.feed = CatalogFeed(settings, cache)
         self.reader = CatalogReader()
 
     def routes(self) -> list[Any]:

@@ -1,9 +1,12 @@
 """The catalog feed's reader: one per process, on its own connection (not a pooled one).
 
-Triggers (schema.sql) record every committed change to brand and product rows in the
-`catalog_change` outbox, with ids in commit order, and NOTIFY `catalog_change` as a wake-up.
-The feed LISTENs on its connection, reads the new rows (never the payload) and hands each
-frame to its subscribers, in id order. A slow fallback poll (CATALOG_FEED_POLL_S) covers a
+Triggers (src/db/migrations) record every committed change to brand, product and SKU rows
+in the `catalog_change` outbox, with ids in commit order and tagged with the product and
+brands each touches, and NOTIFY `catalog_change` as a wake-up. The feed LISTENs on its
+connection, reads the new rows (never the payload) and hands each frame, in id order, to the
+subscribers of the topics it belongs to: TOPIC (every change), `product_topic(P)` for its
+product, `brand_topic(B)` for each of its brands. Dispatch costs O(tags) per change, however
+many topics and peers are subscribed. A slow fallback poll (CATALOG_FEED_POLL_S) covers a
 notification that never came, and a lost connection is retried with backoff, then caught up
 from the last id read: a lost notification or connection costs latency, never a change.
 
@@ -17,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -24,8 +28,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from src.catalog import queries
+from src.catalog.dependencies import touched
 from src.config import Settings
 from src.db.pool import Database, is_connection_lost
+from src.edge.cache import ResponseCache
 from src.errors import DatabaseUnavailable
 
 log = logging.getLogger("catalog.feed")
@@ -38,6 +44,50 @@ SYNC_TIMEOUT = 5.0
 Deliver = Callable[[str], None]
 
 
+def product_topic(product_id: int) -> str:
+    """The topic of one product's changes and its SKUs'."""
+    return f"{TOPIC}:product:{product_id}"
+
+
+def brand_topic(brand_id: int) -> str:
+    """The topic of one brand's changes, its products' and their SKUs' (a product moved
+    to another brand included, on both brands' topics)."""
+    return f"{TOPIC}:brand:{brand_id}"
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What a /ws/catalog client follows: every change, or one brand's, or one product's
+    (never both: ValueError)."""
+
+    brand_id: int | None = None
+    product_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.brand_id is not None and self.product_id is not None:
+            raise ValueError("a feed filters by brand or by product, not both")
+
+    @property
+    def topic(self) -> str:
+        if self.product_id is not None:
+            return product_topic(self.product_id)
+        if self.brand_id is not None:
+            return brand_topic(self.brand_id)
+        return TOPIC
+
+
+EVERYTHING = Filter()
+
+
+def topics_of(change: queries.Change) -> Iterator[str]:
+    """The topics a change is delivered to: TOPIC, its product's, each of its brands'."""
+    yield TOPIC
+    if change.product_id is not None:
+        yield product_topic(change.product_id)
+    for brand_id in dict.fromkeys(change.brand_ids):  # once each, in order
+        yield brand_topic(brand_id)
+
+
 class ChangesPruned(Exception):
     """`after` is older than the retained window; str() is the close reason (4410)."""
 
@@ -47,11 +97,15 @@ class FeedUnavailable(Exception):
 
 
 class CatalogFeed:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cache: ResponseCache | None = None) -> None:
         self.settings = settings
+        # The response cache this process serves catalog reads from: each change drops what
+        # it touches there before any subscriber hears of it; while the feed is not
+        # following the database, the cache serves nothing.
+        self.cache = cache
         self.position = 0  # the id of the newest change handed to subscribers
         self.delivered_at = 0.0  # when the listener last caught up (time.time())
-        self._subscribers: list[Deliver] = []
+        self._subscribers: dict[str, list[Deliver]] = {}  # topic -> its subscribers
         self._wake = asyncio.Event()
         self._requested = self._completed = 0  # catch-ups asked for by `sync`, and done
         self._progress = asyncio.Event()
@@ -59,8 +113,16 @@ class CatalogFeed:
 
     # The registry's source interface (like Broker.subscribe): local subscribers only.
     def subscribe(self, topic: str, deliver: Deliver) -> Callable[[], None]:
-        self._subscribers.append(deliver)
-        return lambda: self._subscribers.remove(deliver)
+        """Hand `deliver` every frame of `topic` (TOPIC, `product_topic`, `brand_topic`)."""
+        self._subscribers.setdefault(topic, []).append(deliver)
+
+        def unsubscribe() -> None:
+            subscribers = self._subscribers[topic]
+            subscribers.remove(deliver)
+            if not subscribers:
+                del self._subscribers[topic]
+
+        return unsubscribe
 
     async def start(self, db: Database) -> None:
         conn = await self._connect()
@@ -95,6 +157,8 @@ class CatalogFeed:
                 failures = 0
                 await self._follow(conn)
             except Exception as exc:
+                if self.cache is not None:
+                    self.cache.disconnect()
                 if not (is_connection_lost(exc) or isinstance(exc, DatabaseUnavailable)):
                     log.exception("catalog feed: unexpected error; reconnecting")
                 elif failures == 0:
@@ -114,6 +178,8 @@ class CatalogFeed:
             self._wake.clear()
             requested = self._requested
             await self._catch_up(conn)
+            if self.cache is not None and not self.cache.connected:
+                self.cache.connect(self.position)  # caught up: the cache may serve again
             self._completed = requested
             self._progress.set()
             self._progress = asyncio.Event()
@@ -128,14 +194,34 @@ class CatalogFeed:
 
     async def _catch_up(self, conn: asyncpg.Connection) -> None:
         while True:
-            _, changes = await queries.changes_after(conn, after=self.position)
-            for change_id, frame in changes:
-                self.position = change_id
-                for deliver in tuple(self._subscribers):
-                    deliver(frame)
+            pruned_through, changes = await queries.changes_after(conn, after=self.position)
+            if pruned_through > self.position:  # pruned before it was read: gone for all
+                log.warning(
+                    "catalog feed: changes %d..%d were pruned before the feed read them",
+                    self.position + 1,
+                    pruned_through,
+                )
+                self.position = pruned_through
+                if self.cache is not None:  # what they touched is unknown: forget it all
+                    self.cache.forget(pruned_through)
+            cache = self.cache
+            for change in changes:
+                self.position = change.id
+                if cache is not None:
+                    tags = touched(change.type, change.key, change.product_id, change.brand_ids)
+                    cache.invalidate(change.id, tags)
+                self._dispatch(change)
             self.delivered_at = time.time()
             if len(changes) < queries.CHANGE_PAGE:
                 return
+
+    def _dispatch(self, change: queries.Change) -> None:
+        subscribers = self._subscribers
+        if not subscribers:
+            return
+        for topic in topics_of(change):
+            for deliver in tuple(subscribers.get(topic, ())):
+                deliver(change.frame)
 
     async def sync(self) -> None:
         """Return once the listener has read every change committed before this call."""
@@ -151,15 +237,22 @@ class CatalogFeed:
                 "the catalog feed cannot reach the database; try again later"
             ) from None
 
-    async def replay(self, db: Database, *, after: int, through: int) -> AsyncIterator[str]:
-        """The retained changes with `after` < id <= `through`, in order, page by page.
-        `after=0` asks for every retained change: what pruning removed before the first
-        page is not asked for (a removal between pages still is a gap: ChangesPruned)."""
+    async def replay(
+        self, db: Database, *, after: int, through: int, only: Filter = EVERYTHING
+    ) -> AsyncIterator[str]:
+        """The retained changes with `after` < id <= `through` that `only` lets through, in
+        order, page by page (a filtered page reads the matching rows only). `after=0` asks
+        for every retained change: what pruning removed before the first page is not asked
+        for (a removal between pages still is a gap: ChangesPruned, filtered or not)."""
         everything = after == 0
         while after < through:
             try:
                 pruned_through, changes = await queries.changes_after(
-                    db, after=after, through=through
+                    db,
+                    after=after,
+                    through=through,
+                    product_id=only.product_id,
+                    brand_id=only.brand_id,
                 )
             except DatabaseUnavailable as exc:
                 raise FeedUnavailable(str(exc)) from exc
@@ -170,11 +263,11 @@ class CatalogFeed:
                     f"after={after} is older than the retained changes (pruned through id "
                     f"{pruned_through}): reload, then reconnect without after"
                 )
-            if not changes:
-                return
-            for change_id, frame in changes:
-                yield frame
-                after = change_id
+            for change in changes:
+                yield change.frame
+                after = change.id
+            if len(changes) < queries.CHANGE_PAGE:
+                return  # the last page: nothing more through `through`
 
     async def _prune(self, db: Database) -> None:
         retention = self.settings.CATALOG_FEED_RETENTION

@@ -8,6 +8,7 @@ import msgspec
 from lihil.problems import CustomValidationError
 
 MAX_ID = 2**31 - 1  # PostgreSQL INT: larger ids can never exist, so they are client errors
+MAX_PRICE = 2**31 - 1  # sku.price is an INT too (minor units)
 Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="A positive 32-bit id.")]
 Name = Annotated[
     str,
@@ -87,3 +88,13 @@ def decode_product_in(body: bytes) -> ProductIn:
         if isinstance(brand_id, float) and brand_id.is_integer():
             data["brand_id"] = int(brand_id)
     return msgspec.convert(data, ProductIn)
+
+
+def decode_true_or_false(text: str) -> bool:
+    """A boolean query parameter: `true` or `false`, nothing else (msgspec would also read
+    `1`, `0` and other spellings)."""
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    raise CustomValidationError(detail=f"expected true or false, not {text[:20]!r}")

@@ -7,6 +7,7 @@ Injected into routes as a DI singleton; bound to the database when the catalog s
 from functools import partial
 
 from src.catalog import queries
+from src.catalog.positions import Read
 from src.db.batch import Batcher
 from src.db.pool import Database
 
@@ -15,25 +16,25 @@ class CatalogReader:
     """GET /products/{id} and GET /brands: the lookups of one loop iteration share a query."""
 
     def __init__(self) -> None:
-        self._products: Batcher[int, str] | None = None
-        self._brands: Batcher[None, str] | None = None
+        self._products: Batcher[int, Read] | None = None
+        self._brands: Batcher[None, Read] | None = None
 
     def start(self, db: Database) -> None:
         self._products = Batcher(partial(queries.products_json, db))
         self._brands = Batcher(partial(_brands, db))
 
-    async def product_json(self, product_id: int) -> str | None:
+    async def product_json(self, product_id: int) -> Read | None:
         """One product as JSON, or None."""
         assert self._products is not None, "the catalog component starts it with the database"
         return await self._products.load(product_id)
 
-    async def brands_json(self) -> str:
+    async def brands_json(self) -> Read:
         """Every brand by id, as a JSON array."""
         assert self._brands is not None, "the catalog component starts it with the database"
-        text = await self._brands.load(None)
-        assert text is not None
-        return text
+        read = await self._brands.load(None)
+        assert read is not None
+        return read
 
 
-async def _brands(db: Database, keys: list[None]) -> dict[None, str]:
+async def _brands(db: Database, keys: list[None]) -> dict[None, Read]:
     return {None: await queries.brands_json(db)}

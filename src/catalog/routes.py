@@ -13,9 +13,11 @@ import msgspec
 from lihil import Empty, Param, Route, status
 from lihil.vendors import Response
 
+from src.catalog import dependencies as deps
 from src.catalog import queries
 from src.catalog.models import (
     MAX_ID,
+    MAX_PRICE,
     Brand,
     BrandIn,
     Product,
@@ -23,7 +25,10 @@ from src.catalog.models import (
     ProductPage,
     decode_brand_in,
     decode_product_in,
+    decode_true_or_false,
 )
+from src.catalog.positions import Read
+from src.catalog.queries import Executor
 from src.catalog.readers import CatalogReader
 from src.db.pool import Conn, Database
 from src.edge.etag import etag_of, if_match_holds
@@ -32,6 +37,7 @@ from src.errors import (
     BodyTooLarge,
     BrandInUse,
     DatabaseUnavailable,
+    FieldError,
     InvalidRequest,
     NotFound,
     PreconditionFailed,
@@ -53,10 +59,32 @@ ProductId = Annotated[int, Param(ge=1, le=MAX_ID, description="The product's id.
 BrandId = Annotated[int, Param(ge=1, le=MAX_ID, description="The brand's id.")]
 
 
-def json_body(text: str, shape: type[T]) -> T:
-    """A JSON body of `shape` built by PostgreSQL, passed through as it is (lihil sends a
-    Response as is; the handler's annotation still documents the shape in OpenAPI)."""
-    return cast(T, Response(text, media_type="application/json"))
+# The feed position an answer reflects: a read's snapshot, a write's change (API.md
+# "Reads at memory speed"). The edge keeps cacheable answers that carry it.
+POSITION_HEADER = "Catalog-Position"
+
+
+def json_body(read: Read, shape: type[T]) -> T:
+    """A JSON body of `shape` built by PostgreSQL, passed through as it is, with the feed
+    position it reflects (lihil sends a Response as is; the handler's annotation still
+    documents the shape in OpenAPI)."""
+    headers = {POSITION_HEADER: str(read.position)}
+    return cast(T, Response(read.json, media_type="application/json", headers=headers))
+
+
+async def written(
+    db: Executor, body: object = None, *, status: int = 200, location: str | None = None
+) -> Response:
+    """A write's answer: `body` (a Struct, or JSON text PostgreSQL built; None for 204),
+    with the feed position of its change: read once it committed, so at or past it (a read
+    sending it back is answered with the write in, on any worker)."""
+    headers = {POSITION_HEADER: str(await queries.feed_position(db))}
+    if location is not None:
+        headers["Location"] = location
+    if body is None:
+        return Response(status_code=204, headers=headers)  # no content-type either
+    content = body if isinstance(body, str) else _encode(body)
+    return Response(content, status_code=status, media_type="application/json", headers=headers)
 
 
 # The problems of every data endpoint (bad input, database down), of writes (the edge asks
@@ -66,17 +94,6 @@ DATA = (InvalidRequest, DatabaseUnavailable)
 GATED = (Unauthorized, TooManyRequests, *DATA)
 WITH_BODY = (BodyTooLarge, UnsupportedMediaType, *GATED)
 WRITE = (UnknownBrand, *WITH_BODY)
-
-
-def created(entity: object, location: str) -> Response:
-    """201 with the new resource as the body and its URL in Location (lihil passes a
-    Response through as it is; the handler's annotation documents the shape)."""
-    return Response(
-        _encode(entity),
-        status_code=201,
-        media_type="application/json",
-        headers={"Location": location},
-    )
 
 
 IfMatch = Annotated[
@@ -108,15 +125,12 @@ async def unchanged(
         yield
 
 
-def no_content() -> Response:
-    return Response(status_code=204)  # no content-type either
-
-
 @operation("createBrand", "Create a brand", *WITH_BODY, location="/brands/{brand_id}")
 async def create_brand(brand: BrandBody, conn: Conn) -> Annotated[Brand, status.CREATED]:
     """Create a brand; answers 201 with its Location."""
     new = await queries.insert_brand(conn, brand=brand)
-    return created(new, f"/brands/{new.brand_id}")  # type: ignore[return-value]
+    location = f"/brands/{new.brand_id}"
+    return await written(conn, new, status=201, location=location)  # type: ignore[return-value]
 
 
 @operation("replaceBrand", "Rename a brand", NotFound, PreconditionFailed, *WITH_BODY)
@@ -128,7 +142,7 @@ async def replace_brand(
         updated = await queries.update_brand(conn, brand_id=brand_id, brand=brand)
     if updated is None:
         raise NotFound(f"brand {brand_id} does not exist")
-    return updated
+    return await written(conn, updated)  # type: ignore[return-value]
 
 
 @operation("deleteBrand", "Delete a brand", NotFound, BrandInUse, PreconditionFailed, *GATED)
@@ -140,16 +154,16 @@ async def delete_brand(
         deleted = await queries.delete_brand(conn, brand_id=brand_id)
     if not deleted:
         raise NotFound(f"brand {brand_id} does not exist")
-    return no_content()  # type: ignore[return-value]
+    return await written(conn)  # type: ignore[return-value]
 
 
-@operation("listBrands", "List brands", DatabaseUnavailable)
+@operation("listBrands", "List brands", DatabaseUnavailable, cache=deps.of_brands)
 async def list_brands(reader: CatalogReader) -> list[Brand]:
     """Every brand, by id."""
     return json_body(await reader.brands_json(), list[Brand])
 
 
-@operation("getBrand", "Get a brand", NotFound, *DATA)
+@operation("getBrand", "Get a brand", NotFound, *DATA, cache=deps.of_brand)
 async def get_brand(brand_id: BrandId, db: Database) -> Brand:
     """One brand by id."""
     brand = await queries.brand_json(db, brand_id=brand_id)
@@ -158,13 +172,57 @@ async def get_brand(brand_id: BrandId, db: Database) -> Brand:
     return json_body(brand, Brand)
 
 
-@operation("getProduct", "Get a product", NotFound, *DATA)
+@operation("getProduct", "Get a product", NotFound, *DATA, cache=deps.of_product)
 async def get_product(product_id: ProductId, reader: CatalogReader) -> Product:
     """One product by id."""
     product = await reader.product_json(product_id)
     if product is None:
         raise NotFound(f"product {product_id} does not exist")
     return json_body(product, Product)
+
+
+# GET /products' filters. LIHIL TRAP (Optional query parameters accept null): an absent
+# price is -1 and an absent q is "", neither of which a client can send.
+ABSENT = -1
+SearchText = Annotated[
+    str,
+    Param(
+        "query",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\u0000]*$",  # no NUL: PostgreSQL's text cannot hold it
+        description="Only products whose name contains this text, in any case: 1 to 100"
+        " characters, taken as they are (`%`, `_` and `\\` are not wildcards).",
+    ),
+]
+MinPrice = Annotated[
+    int,
+    Param(
+        "query",
+        ge=0,
+        le=MAX_PRICE,
+        description="Only products with a SKU priced at least this, in minor units (with"
+        " max_price: a SKU priced in the range, ends included; above max_price is a 422).",
+    ),
+]
+MaxPrice = Annotated[
+    int,
+    Param(
+        "query",
+        ge=0,
+        le=MAX_PRICE,
+        description="Only products with a SKU priced at most this, in minor units.",
+    ),
+]
+InStock = Annotated[
+    bool,
+    Param(
+        "query",
+        decoder=decode_true_or_false,
+        description="`true`: only products with a SKU in stock (with a price range: a SKU in"
+        " the range and in stock). `false`, the default, filters nothing.",
+    ),
+]
 
 
 @operation("listProducts", "List products", *DATA)
@@ -185,16 +243,38 @@ async def list_products(
             description="Return products after this id (default 0: from the start).",
         ),
     ] = 0,
+    q: SearchText = "",
+    min_price: MinPrice = ABSENT,
+    max_price: MaxPrice = ABSENT,
+    in_stock: InStock = False,
 ) -> ProductPage:
-    """Products by ascending id, one keyset page at a time, optionally of one brand."""
-    return await queries.list_products(db, brand_id=brand_id or None, after=after, limit=limit)
+    """Products by ascending id, one keyset page at a time; the filters given combine."""
+    if ABSENT < max_price < min_price:
+        raise InvalidRequest(
+            [
+                FieldError(
+                    "query",
+                    "min_price",
+                    f"min_price ({min_price}) is greater than max_price ({max_price})",
+                )
+            ]
+        )
+    filters = queries.ProductFilter(
+        brand_id=brand_id or None,
+        q=q or None,
+        min_price=None if min_price == ABSENT else min_price,
+        max_price=None if max_price == ABSENT else max_price,
+        in_stock=in_stock,
+    )
+    return await queries.list_products(db, filters, after=after, limit=limit)
 
 
 @operation("createProduct", "Create a product", *WRITE, location="/products/{product_id}")
 async def create_product(product: Body, conn: Conn) -> Annotated[Product, status.CREATED]:
     """Create a product; answers 201 with its Location."""
     new = await queries.insert_product(conn, product=product)
-    return created(new, f"/products/{new.product_id}")  # type: ignore[return-value]
+    location = f"/products/{new.product_id}"
+    return await written(conn, new, status=201, location=location)  # type: ignore[return-value]
 
 
 @operation(
@@ -218,7 +298,7 @@ async def replace_product(
         updated = await queries.update_product(conn, product_id=product_id, product=product)
     if updated is None:
         raise NotFound(f"product {product_id} does not exist")
-    return updated
+    return await written(conn, updated)  # type: ignore[return-value]
 
 
 @operation("deleteProduct", "Delete a product", NotFound, PreconditionFailed, *GATED)
@@ -231,7 +311,7 @@ async def delete_product(
         deleted = await queries.delete_product(conn, product_id=product_id)
     if not deleted:
         raise NotFound(f"product {product_id} does not exist")
-    return no_content()  # type: ignore[return-value]
+    return await written(conn)  # type: ignore[return-value]
 
 
 def build_routes() -> list[Route]:

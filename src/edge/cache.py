@@ -21,8 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 HISTORY = 8192  # applied changes remembered for checking fills (a fill older than that: refused)
 
@@ -166,9 +169,13 @@ class ResponseCache:
         self.connected = False
         self._advance(self.applied)  # whoever waits for a position: read the database
 
-    def clear(self) -> None:
+    def forget(self, position: int) -> None:
+        """Changes through `position` happened unseen: drop every entry, and refuse every
+        fill older than `position` (the history no longer reaches back to it)."""
         self._entries.clear()
         self._by_tag.clear()
+        self._history.clear()
+        self._advance(position)
 
     def _drop(self, key: str) -> None:
         entry = self._entries.pop(key, None)
@@ -180,3 +187,36 @@ class ResponseCache:
                 keys.discard(key)
                 if not keys:
                     del self._by_tag[tag]
+
+
+class CacheCollector(Collector):
+    """The response cache's counters, read at scrape time."""
+
+    def __init__(self, cache: ResponseCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.cache.stats
+        requests = CounterMetricFamily(
+            "catalog_cache_requests",
+            "Cacheable reads by outcome: hit (answered from memory), miss (read from the "
+            "database and kept), bypass (read from the database: the feed is behind or down).",
+            labels=["result"],
+        )
+        requests.add_metric(["hit"], stats.hits)
+        requests.add_metric(["miss"], stats.misses)
+        requests.add_metric(["bypass"], stats.bypasses)
+        yield requests
+        yield GaugeMetricFamily(
+            "catalog_cache_entries", "Answers kept in memory.", value=len(self.cache)
+        )
+        yield CounterMetricFamily(
+            "catalog_cache_invalidations",
+            "Answers dropped because a change in the feed touched them.",
+            value=stats.invalidations,
+        )
+        yield CounterMetricFamily(
+            "catalog_cache_refused_fills",
+            "Answers not kept because a change newer than their snapshot touched them.",
+            value=stats.refused,
+        )

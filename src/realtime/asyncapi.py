@@ -4,7 +4,7 @@ from typing import Any
 
 import msgspec
 
-from src.realtime.protocol import Close, Count, Message, Welcome
+from src.realtime.protocol import MAX_CHANGE_ID, MAX_ROW_ID, Close, Count, Message, Welcome
 
 REF = "#/components/schemas/{name}"
 CLOSE_MEANINGS: dict[int, str] = {
@@ -36,30 +36,78 @@ def _row(**properties: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-ID, NAME = {"type": "integer", "minimum": 1}, {"type": "string", "minLength": 1, "maxLength": 200}
+ROW_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}
+NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+LABEL = {"type": "string", "minLength": 1, "maxLength": 50}  # a size or colour name
+COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_ROW_ID}
+# Each type's `data`: the row as the HTTP API shows it after the change (GET /brands/{id},
+# /products/{id}, /skus/{id}); for a delete, its key (a SKU's with its product).
+CHANGE_DATA: dict[str, dict[str, Any]] = {
+    "brand.created": _row(brand_id=ROW_ID, brand_name=NAME),
+    "brand.updated": _row(brand_id=ROW_ID, brand_name=NAME),
+    "brand.deleted": _row(brand_id=ROW_ID),
+    "product.created": _row(product_id=ROW_ID, product_name=NAME, brand_id=ROW_ID),
+    "product.updated": _row(product_id=ROW_ID, product_name=NAME, brand_id=ROW_ID),
+    "product.deleted": _row(product_id=ROW_ID),
+    "sku.created": _row(
+        sku_id=ROW_ID,
+        product_id=ROW_ID,
+        size=LABEL,
+        color=LABEL,
+        price={**COUNT, "description": "In minor units of `currency` (499 is 4.99)."},
+        currency={"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217."},
+        stock=COUNT,
+    ),
+    "sku.deleted": _row(sku_id=ROW_ID, product_id=ROW_ID),
+}
+CHANGE_DATA["sku.updated"] = CHANGE_DATA["sku.created"]
+
+
+def _change(change_type: str) -> dict[str, Any]:
+    return _row(
+        id={"type": "integer", "minimum": 1, "description": "Increases in commit order."},
+        type={"const": change_type},
+        data=CHANGE_DATA[change_type],
+    )
+
+
 CHANGE_SCHEMA: dict[str, Any] = {
+    "description": "One committed change: `type` names the row and what happened to it, "
+    "`data` is the row as the HTTP API shows it after the change (for a delete, its key). "
+    "A SKU removed with its product records no change of its own: the `product.deleted` "
+    "stands for it.",
+    "oneOf": [
+        _change(f"{row}.{kind}")
+        for row in ("brand", "product", "sku")
+        for kind in ("created", "updated", "deleted")
+    ],
+}
+
+
+# /ws/catalog's query parameters (integers in canonical decimal: no sign, no leading zero).
+CATALOG_QUERY: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "id": {"type": "integer", "minimum": 1, "description": "Increases in commit order."},
-        "type": {
-            "enum": [
-                f"{entity}.{kind}"
-                for entity in ("product", "brand")
-                for kind in ("created", "updated", "deleted")
-            ]
+        "after": {
+            "type": "string",
+            "pattern": "^(0|[1-9][0-9]*)$",
+            "description": f"A change id (0..{MAX_CHANGE_ID}), 0 for the oldest retained: "
+            "replay the retained changes after it first.",
         },
-        "data": {
-            "description": "The row as the HTTP API shows it after the change; for "
-            "`*.deleted`, only its key.",
-            "oneOf": [
-                _row(product_id=ID, product_name=NAME, brand_id=ID),
-                _row(brand_id=ID, brand_name=NAME),
-                _row(product_id=ID),
-                _row(brand_id=ID),
-            ],
+        "brand_id": {
+            "type": "string",
+            "pattern": "^[1-9][0-9]*$",
+            "description": f"A brand id (1..{MAX_ROW_ID}): only that brand's changes, its "
+            "products' and their SKUs'. Not with product_id.",
+        },
+        "product_id": {
+            "type": "string",
+            "pattern": "^[1-9][0-9]*$",
+            "description": f"A product id (1..{MAX_ROW_ID}): only that product's changes and "
+            "its SKUs'. Not with brand_id.",
         },
     },
-    "required": ["id", "type", "data"],
+    "not": {"required": ["brand_id", "product_id"]},
 }
 
 
@@ -97,7 +145,7 @@ def build_asyncapi(version: str, *, max_session_users: int, default_session_user
         "Change": {
             "name": "Change",
             "contentType": "application/json",
-            "summary": "One committed change to a brand or product row.",
+            "summary": "One committed change to a brand, product or SKU row.",
             "payload": {"$ref": REF.format(name="Change")},
         },
     }
@@ -134,12 +182,24 @@ def build_asyncapi(version: str, *, max_session_users: int, default_session_user
         "echo": {"address": "/ws/echo", "messages": refs("Text", "Ok")},
         "catalog": {
             "address": "/ws/catalog",
-            "description": "The live catalog: one frame per committed change to a brand or "
-            "product row, whoever made it, with `id` increasing in commit order. Query "
-            "parameter `after` (a change id, 0 for the oldest retained): first every retained "
-            "change with a larger id, in order, then the live feed, with no gap and no "
-            "duplicate at the seam. An `after` older than the retained window closes 4410; a "
-            "bad one closes 4400. What clients send is ignored.",
+            "description": "The live catalog: one frame per committed change to a brand, "
+            "product or SKU row (price and stock included), whoever made it, with `id` "
+            "increasing in commit order. Query parameters (each at most once; a bad or "
+            "repeated one closes 4400 saying why):\n"
+            "- `after`: a change id, 0 for the oldest retained: first every retained change "
+            "with a larger id, in order, then the live feed, with no gap and no duplicate at "
+            "the seam. An `after` older than the retained window closes 4410 (filtered or "
+            "not).\n"
+            f"- `brand_id` (1..{MAX_ROW_ID}): only the changes to that brand, its products "
+            "and their SKUs. A product moved to another brand is delivered to both brands' "
+            "listeners (its `data` shows the new brand); the changes after the move, only "
+            "to the new brand's.\n"
+            f"- `product_id` (1..{MAX_ROW_ID}): only the changes to that product and its "
+            "SKUs.\n"
+            "`brand_id` and `product_id` cannot be combined (4400). A filtered feed replays "
+            "and goes live exactly as the whole feed does: the same ids, those that match. "
+            "What clients send is ignored.",
+            "bindings": {"ws": {"query": CATALOG_QUERY, "bindingVersion": "0.1.0"}},
             "messages": refs("Change"),
         },
         "broadcast": {

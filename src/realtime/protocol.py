@@ -60,15 +60,33 @@ def parse_max_users(raw: str | None, *, default: int, cap: int) -> int:
 
 
 MAX_CHANGE_ID = 2**63 - 1  # change ids are PostgreSQL BIGINTs
-MAX_ROW_ID = 2**31 - 1  # product ids are PostgreSQL INTs
+MAX_ROW_ID = 2**31 - 1  # brand and product ids are PostgreSQL INTs
+
+
+def parse_row_id(name: str, raw: str) -> int:
+    """A brand or product id (`name` says which) in canonical decimal."""
+    value = _integer(raw, 1, MAX_ROW_ID)
+    if value is None:
+        raise BadParameter(f"{name} must be an integer from 1 to {MAX_ROW_ID}")
+    return value
 
 
 def parse_product_id(raw: str) -> int:
     """/ws/products/{product_id}/viewers: a product id in canonical decimal."""
-    value = _integer(raw, 1, MAX_ROW_ID)
-    if value is None:
-        raise BadParameter(f"product_id must be an integer from 1 to {MAX_ROW_ID}")
-    return value
+    return parse_row_id("product_id", raw)
+
+
+def parse_catalog_filter(
+    brand_id: str | None, product_id: str | None
+) -> tuple[int | None, int | None]:
+    """/ws/catalog's filter, (brand_id, product_id): neither (every change) or one of them,
+    a row id in canonical decimal; both together are refused."""
+    if brand_id is not None and product_id is not None:
+        raise BadParameter("brand_id and product_id cannot be combined; give one of them")
+    return (
+        None if brand_id is None else parse_row_id("brand_id", brand_id),
+        None if product_id is None else parse_row_id("product_id", product_id),
+    )
 
 
 def parse_after(raw: str | None) -> int | None:

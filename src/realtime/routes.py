@@ -13,8 +13,7 @@ from lihil.vendors import WebSocket
 
 from src.broker.base import Broker
 from src.broker.presence import decode_presence, presence_topic
-from src.catalog.feed import TOPIC as CATALOG
-from src.catalog.feed import CatalogFeed, ChangesPruned, FeedUnavailable
+from src.catalog.feed import CatalogFeed, ChangesPruned, FeedUnavailable, Filter
 from src.config import Settings
 from src.db.pool import Database
 from src.errors import BrokerUnavailable
@@ -28,6 +27,7 @@ from src.realtime.protocol import (
     encode,
     full_reason,
     parse_after,
+    parse_catalog_filter,
     parse_max_users,
     parse_product_id,
     parse_session_id,
@@ -164,15 +164,21 @@ async def catalog(
     db: Database,
     registry: Registry,
     after: str | None = None,
+    brand_id: str | None = None,
+    product_id: str | None = None,
 ) -> None:
-    """The live catalog: one frame per committed change; with `after`, the retained changes
-    after that id first, then live, with no gap and no duplicate at the seam. Without
-    `after`, the changes the feed delivered while the handshake was being accepted are
-    replayed the same way: none is missed at connect."""
+    """The live catalog: one frame per committed change (with `brand_id` or `product_id`,
+    only the changes tagged with it); with `after`, the retained changes after that id
+    first, then live, with no gap and no duplicate at the seam. Without `after`, the changes
+    the feed delivered while the handshake was being accepted are replayed the same way:
+    none is missed at connect."""
     peer = listener.peer
     try:
-        given_once(peer, "after")
+        for name in ("after", "brand_id", "product_id"):
+            given_once(peer, name)
         since = parse_after(after)
+        brand, product = parse_catalog_filter(brand_id, product_id)
+        only = Filter(brand_id=brand, product_id=product)
         if since is not None and since > feed.position:
             await feed.sync()  # it may have come from a process that has read further
             if since > feed.position:
@@ -188,12 +194,12 @@ async def catalog(
     if since is None:
         since = listener.accepted_after
     peer.hold()  # live changes queue up behind the replay
-    with registry.subscription(CATALOG, peer, source=feed):
+    with registry.subscription(only.topic, peer, source=feed):
         # Read with the subscription in place: live frames from here on have larger ids.
         through = feed.position
         if since < through:
             try:
-                async for frame in feed.replay(db, after=since, through=through):
+                async for frame in feed.replay(db, after=since, through=through, only=only):
                     if not await peer.write_held(frame):
                         return
             except ChangesPruned as exc:

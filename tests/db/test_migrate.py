@@ -90,14 +90,23 @@ async def test_a_database_from_before_versions_upgrades_in_place_with_nothing_lo
         before = await snapshot(conn)
         assert len(before["change"]) == 5 + 40 + 4 - 10  # SKUs recorded nothing then
 
-        assert await prepare_database(empty_database, seed=True) == (["0001", "0002"], False)
+        assert await prepare_database(empty_database, seed=True) == (
+            ["0001", "0002", "0003", "0004"],
+            False,
+        )
 
         assert await snapshot(conn) == before  # every row and every retained change
-        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0002"
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0004"
         # The new columns are filled: deterministic prices and stock, within their checks.
         skus = await conn.fetch("SELECT price, currency, stock FROM sku ORDER BY sku_id")
         assert all(r["price"] > 0 and r["currency"] == "EUR" and r["stock"] >= 0 for r in skus)
         assert len({r["price"] for r in skus}) > 100
+        # 0003: every retained change's brands are in the feed's brand index.
+        indexed = await conn.fetch("SELECT brand_id, id FROM catalog_change_brand ORDER BY 2, 1")
+        tagged = await conn.fetch(
+            "SELECT b, id FROM catalog_change, unnest(brand_ids) b ORDER BY 2, 1"
+        )
+        assert [tuple(r) for r in indexed] == [tuple(r) for r in tagged] != []
         # Retained changes are tagged with what they touch, so filtered replay finds them.
         tags = {
             r["type"] + str(r["data_id"]): (r["product_id"], r["brand_ids"])
@@ -130,7 +139,7 @@ async def test_a_database_from_before_versions_upgrades_in_place_with_nothing_lo
 
 async def test_an_empty_database_gets_every_version_and_the_demo(empty_database: str) -> None:
     prepared = await prepare_database(empty_database, seed=True)
-    assert prepared == (["0001", "0002"], True)
+    assert prepared == (["0001", "0002", "0003", "0004"], True)
     conn = await asyncpg.connect(empty_database)
     try:
         # The demo is the starting state: loading it recorded no change.
@@ -147,7 +156,7 @@ async def test_a_database_newer_than_the_code_is_refused_naming_both_versions(
     await admin_sql(empty_database, "UPDATE alembic_version SET version_num = '0099'")
     with pytest.raises(DatabaseStartupError) as refused:
         await prepare_database(empty_database, seed=True)
-    assert "version 0099, newer than this code's 0002" in str(refused.value)
+    assert "version 0099, newer than this code's 0004" in str(refused.value)
     conn = await asyncpg.connect(empty_database)
     try:  # and nothing was loaded into it
         assert await conn.fetchval("SELECT count(*) FROM brand") == 0
@@ -190,10 +199,10 @@ async def test_the_script_shows_pending_versions_and_applies_them(empty_database
     shown = migrate(empty_database)
     assert shown.returncode == 1, shown.stderr
     assert "none recorded" in shown.stdout
-    assert "0002  pending" in shown.stdout and "2 pending" in shown.stdout
+    assert "0004  pending" in shown.stdout and "4 pending" in shown.stdout
     applied = migrate(empty_database, "upgrade")
     assert applied.returncode == 0, applied.stderr
-    assert "0002  applied now" in applied.stdout and "upgraded to 0002" in applied.stdout
+    assert "0004  applied now" in applied.stdout and "upgraded to 0004" in applied.stdout
     again = migrate(empty_database)
     assert (again.returncode, again.stdout.splitlines()[-1]) == (0, "up to date")
 

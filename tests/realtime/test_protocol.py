@@ -10,6 +10,7 @@ from src.realtime.protocol import (
     encode,
     full_reason,
     parse_after,
+    parse_catalog_filter,
     parse_max_users,
     parse_session_id,
 )
@@ -59,6 +60,30 @@ def test_after_rejects_anything_else(raw: str) -> None:
     are canonical decimal everywhere, as on HTTP."""
     with pytest.raises(BadParameter, match="after must be a change id"):
         parse_after(raw)
+
+
+def test_the_catalog_filter_is_a_brand_or_a_product_or_nothing() -> None:
+    """(brand_id, product_id): neither, or one row id in canonical decimal, 1..2**31-1."""
+    assert parse_catalog_filter(None, None) == (None, None)
+    assert parse_catalog_filter("7", None) == (7, None)
+    assert parse_catalog_filter(None, "2147483647") == (None, 2**31 - 1)
+
+
+@pytest.mark.parametrize(
+    ("brand_id", "product_id", "reason"),
+    [
+        ("1", "1", "brand_id and product_id cannot be combined"),
+        ("0", None, "brand_id must be an integer from 1 to 2147483647"),
+        (None, "2147483648", "product_id must be an integer from 1 to 2147483647"),
+        (None, "07", "product_id must be an integer"),
+        ("", None, "brand_id must be an integer"),
+    ],
+)
+def test_the_catalog_filter_rejects_anything_else(
+    brand_id: str | None, product_id: str | None, reason: str
+) -> None:
+    with pytest.raises(BadParameter, match=reason):
+        parse_catalog_filter(brand_id, product_id)
 
 
 def test_messages_carry_their_type_tag() -> None:

@@ -4,6 +4,7 @@ Set PAGE_SCREENSHOT=/tmp/page.png to keep a screenshot of the two-browser test.
 """
 
 import asyncio
+import json
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -61,6 +62,8 @@ class Visit:
     errors: list[str] = field(default_factory=list)  # console errors, uncaught, HTTP >= 400
     sockets: list[str] = field(default_factory=list)  # every WebSocket URL opened, in order
     requests: list[str] = field(default_factory=list)  # every HTTP request URL, in order
+    # the text frames each /ws/catalog socket received, by URL
+    frames: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def feeds(self) -> list[str]:
@@ -78,6 +81,9 @@ class Visit:
 
         def websocket(socket: WebSocket) -> None:
             self.sockets.append(socket.url)
+            if "/ws/catalog" in socket.url:
+                frames = self.frames.setdefault(socket.url, [])
+                socket.on("framereceived", lambda payload: frames.append(str(payload)))
 
         def request(sent: Request) -> None:
             self.requests.append(sent.url)
@@ -477,3 +483,247 @@ def test_page_catalog_reloads_when_the_feed_no_longer_has_its_place(
     assert fresh == f"{live_server.ws}/ws/catalog"
     assert [u for u in visit.requests[loaded:] if "/products?brand_id=8" in u]
     assert page.evaluate("() => window.notReloaded") is True
+
+
+# --- the product view ---------------------------------------------------------------------
+
+Sku = dict[str, Any]
+
+
+def execute(database_url: str, query: str, *args: object) -> None:
+    """One statement in plain SQL, as another program would run it."""
+    run_sql(database_url, lambda c: c.execute(query, *args))
+
+
+def open_product(page: Page, product: Product) -> None:
+    """Click the product's name in the catalog: its view opens, loaded and live."""
+    row(page, product).get_by_role("button").click()
+    expect(page.locator("#product-view")).to_be_visible()
+    expect(page.locator("#product-name")).to_have_text(product["product_name"])
+    expect(page.locator("#status-product")).to_have_text("product: live")
+
+
+def sku_page(http: httpx.Client, product_id: int, after: int | None = None) -> dict[str, Any]:
+    params = {"limit": 20} if after is None else {"limit": 20, "after": after}
+    answer = http.get(f"/products/{product_id}/skus", params=params)
+    assert answer.status_code == 200, answer.text
+    page: dict[str, Any] = answer.json()
+    return page
+
+
+def price_text(sku: Sku) -> str:
+    """The price as the page shows it, for a currency with cents (the demo's are EUR)."""
+    assert sku["currency"] in {"EUR", "USD"}
+    return f"{sku['currency']} {sku['price'] // 100}.{sku['price'] % 100:02d}"
+
+
+def stock_text(stock: int) -> str:
+    return "sold out" if stock == 0 else str(stock)
+
+
+def sku_row(page: Page, sku: Sku) -> Any:
+    return page.locator(f'#sku-rows tr[data-sku-id="{sku["sku_id"]}"]')
+
+
+def expect_skus(page: Page, skus: list[Sku]) -> None:
+    """The shown SKU rows are exactly these (id, size, color, price, stock), in this order."""
+    cells = {
+        "id": [str(s["sku_id"]) for s in skus],
+        "size": [s["size"] for s in skus],
+        "color": [s["color"] for s in skus],
+        "price": [price_text(s) for s in skus],
+        "stock": [stock_text(s["stock"]) for s in skus],
+    }
+    for name, texts in cells.items():
+        expect(page.locator(f"#sku-rows td.{name}")).to_have_text(texts)
+
+
+def in_stock(skus: list[Sku], count: int) -> list[Sku]:
+    """The first `count` SKUs with some stock (to take one away)."""
+    found = [s for s in skus if s["stock"] > 0][:count]
+    assert len(found) == count
+    return found
+
+
+def test_page_product_opens_with_no_console_error(
+    shared_visit: Visit, shared_server: LiveServer
+) -> None:
+    """A product opened from the catalog shows its name, SKUs and viewers with no console
+    error, and its feed is the one filtered to it. (Shared server: reads brand 14.)"""
+    page = shared_visit.page
+    with api(shared_server) as http:
+        product = first_page(http, 14)[0]
+        show_brand(page, 14)
+        open_product(page, product)
+        expect_skus(page, sku_page(http, product["product_id"])["items"])
+    expect(page.locator("#product-viewers")).to_have_text("1 viewing")
+    expect(page.locator("#status-viewers")).to_have_text("viewers: connected")
+    expect(row(page, product)).to_have_class("open")
+    pid = product["product_id"]
+    assert f"{shared_server.ws}/ws/catalog?product_id={pid}" in shared_visit.feeds
+    assert f"{shared_server.ws}/ws/products/{pid}/viewers" in shared_visit.sockets
+    assert shared_visit.errors == []
+
+
+def test_page_product_shows_skus_and_follows_stock_and_price_changes(
+    shared_visit: Visit, shared_server: LiveServer, shared_database_url: str
+) -> None:
+    """Opening a product shows its SKUs as GET answers them, a page at a time; a stock change
+    over HTTP and price and stock changes in plain SQL show without a reload, priced in
+    their currency's minor units; another product's changes never reach the view's feed.
+    (Shared server: writes SKUs of brand 12's first two products.)"""
+    page = shared_visit.page
+    with api(shared_server) as http:
+        product = first_page(http, 12)[0]
+        pid = product["product_id"]
+        first = sku_page(http, pid)
+        assert len(first["items"]) == 20 and first["next_after"] is not None
+        show_brand(page, 12)
+        open_product(page, product)
+        expect_skus(page, first["items"])
+        expect(page.locator("#sku-previous")).to_be_disabled()
+
+        bought, repriced, emptied = in_stock(first["items"], 3)
+        elsewhere = sku_page(http, first_page(http, 12)[1]["product_id"])["items"][0]
+        execute(
+            shared_database_url,
+            "UPDATE sku SET stock = stock + 1 WHERE sku_id = $1",
+            elsewhere["sku_id"],
+        )
+        answer = http.post(f"/skus/{bought['sku_id']}/stock", json={"delta": -1})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["stock"] == bought["stock"] - 1
+        expect(sku_row(page, bought).locator("td.stock")).to_have_text(
+            stock_text(bought["stock"] - 1)
+        )
+
+        set_price = "UPDATE sku SET price = $2, currency = $3 WHERE sku_id = $1"
+        execute(shared_database_url, set_price, repriced["sku_id"], 1299, "EUR")
+        expect(sku_row(page, repriced).locator("td.price")).to_have_text("EUR 12.99")
+        execute(
+            shared_database_url, "UPDATE sku SET stock = 0 WHERE sku_id = $1", emptied["sku_id"]
+        )
+        expect(sku_row(page, emptied).locator("td.stock")).to_have_text("sold out")
+        for minor, currency, shown in [(1500, "JPY", "JPY 1500"), (12345, "KWD", "KWD 12.345")]:
+            execute(shared_database_url, set_price, repriced["sku_id"], minor, currency)
+            expect(sku_row(page, repriced).locator("td.price")).to_have_text(shown)
+        execute(shared_database_url, set_price, repriced["sku_id"], 1299, "EUR")
+        expect(sku_row(page, repriced).locator("td.price")).to_have_text("EUR 12.99")
+
+        page.click("#sku-next")
+        expect_skus(page, sku_page(http, pid, first["next_after"])["items"])
+        page.click("#sku-previous")
+        now = sku_page(http, pid)["items"]
+        expect_skus(page, now)
+    assert {s["sku_id"]: s for s in now}[repriced["sku_id"]]["price"] == 1299
+    # The view's feed is filtered to its product: the other product's change, made first, is
+    # not among the frames it received before the ones awaited above.
+    frames = shared_visit.frames[f"{shared_server.ws}/ws/catalog?product_id={pid}"]
+    assert {json.loads(f)["data"]["product_id"] for f in frames} == {pid}
+    assert page.evaluate("() => window.notReloaded") is True
+    assert shared_visit.errors == []
+
+
+def test_page_product_viewers_count_the_pages_that_show_it(
+    shared_server: LiveServer, new_page: Callable[[], Page]
+) -> None:
+    """Two pages on one product both show "2 viewing"; one closes the view and the other
+    shows "1 viewing"; opening another product leaves the first one's count too.
+    (Shared server: reads brand 13; its first two products' viewers are this test's.)"""
+    a, b = open_visit(new_page, shared_server), open_visit(new_page, shared_server)
+    with api(shared_server) as http:
+        one, other = first_page(http, 13)[:2]
+    for visit in (a, b):
+        show_brand(visit.page, 13)
+        open_product(visit.page, one)
+    for visit in (a, b):
+        expect(visit.page.locator("#product-viewers")).to_have_text("2 viewing")
+
+    b.page.click("#product-close")
+    expect(b.page.locator("#product-view")).to_be_hidden()
+    expect(b.page.locator("#status-viewers")).to_have_text("viewers: none open")
+    expect(b.page.locator("#status-product")).to_have_text("product: none open")
+    expect(a.page.locator("#product-viewers")).to_have_text("1 viewing")
+
+    open_product(b.page, one)
+    expect(a.page.locator("#product-viewers")).to_have_text("2 viewing")
+    open_product(b.page, other)
+    expect(a.page.locator("#product-viewers")).to_have_text("1 viewing")
+    expect(b.page.locator("#product-viewers")).to_have_text("1 viewing")
+    expect(row(b.page, one)).not_to_have_class("open")
+    socket = b.page.evaluate("() => window.productFeed.socket.url")
+    assert socket == f"{shared_server.ws}/ws/catalog?product_id={other['product_id']}"
+    assert a.errors == [] and b.errors == []
+
+
+def test_page_product_follows_skus_created_and_deleted_and_its_own_deletion(
+    shared_visit: Visit, shared_server: LiveServer
+) -> None:
+    """A product of the test's own, opened with no SKUs: SKUs created over HTTP appear, a
+    stock change to 0 shows "sold out", a rename renames the heading, a deleted SKU goes, and
+    deleting the product says so. (Shared server: writes a product of its own in brand 15.)"""
+    page = shared_visit.page
+    with api(shared_server) as http:
+        made = create(http, "Desk lamp", 15)
+        pid = made["product_id"]
+        show_brand(page, 15)
+        open_product(page, made)
+        expect(page.locator("#skus-empty")).to_be_visible()
+        expect(page.locator("#product-viewers")).to_have_text("1 viewing")
+
+        body = {"size": "Small", "color": "Blue", "price": 2500, "currency": "EUR", "stock": 3}
+        created = [http.post(f"/products/{pid}/skus", json=body) for _ in range(2)]
+        assert [c.status_code for c in created] == [201, 201], [c.text for c in created]
+        skus = [c.json() for c in created]
+        expect_skus(page, skus)
+        expect(page.locator("#skus-empty")).to_be_hidden()
+
+        sold = http.post(f"/skus/{skus[0]['sku_id']}/stock", json={"delta": -3})
+        assert sold.status_code == 200, sold.text
+        expect(sku_row(page, skus[0]).locator("td.stock")).to_have_text("sold out")
+
+        renamed_to = {"product_name": "Desk lamp, renamed", "brand_id": 15}
+        assert http.put(f"/products/{pid}", json=renamed_to).status_code == 200
+        expect(page.locator("#product-name")).to_have_text("Desk lamp, renamed")
+        expect(row(page, made)).to_contain_text("Desk lamp, renamed")
+
+        assert http.delete(f"/skus/{skus[1]['sku_id']}").status_code == 204
+        expect_skus(page, [{**skus[0], "stock": 0}])
+
+        assert http.delete(f"/products/{pid}").status_code == 204
+    expect(page.locator("#product-deleted")).to_have_text("This product was deleted.")
+    expect(page.locator("#sku-rows tr")).to_have_count(0)
+    expect(page.locator("#product-name")).to_have_text("Desk lamp, renamed")
+    expect(row(page, made)).to_have_count(0)
+    assert page.evaluate("() => window.notReloaded") is True
+    assert shared_visit.errors == []
+
+
+def test_page_product_applies_changes_that_come_while_it_loads(
+    shared_visit: Visit, shared_server: LiveServer
+) -> None:
+    """A stock change made after the view's SKUs were read, whose frame arrives before they
+    do, still shows: the product feed holds frames for the snapshot as the catalog's does.
+    (Shared server: writes a SKU of brand 16's first product.)"""
+    page = shared_visit.page
+    with api(shared_server) as http:
+        product = first_page(http, 16)[0]
+        pid = product["product_id"]
+        (target,) = in_stock(sku_page(http, pid)["items"], 1)
+        changed: list[Sku] = []
+
+        def hold_the_snapshot(route: Route) -> None:
+            snapshot = route.fetch()  # read now: the change below is not in it
+            answer = http.post(f"/skus/{target['sku_id']}/stock", json={"delta": -1})
+            changed.append(answer.json())
+            page.wait_for_function("() => window.productFeed.held > 0")  # its frame is in
+            route.fulfill(response=snapshot)
+
+        page.route(f"**/products/{pid}/skus?*", hold_the_snapshot)
+        show_brand(page, 16)
+        open_product(page, product)
+        expect(sku_row(page, target).locator("td.stock")).to_have_text(
+            stock_text(target["stock"] - 1)
+        )
+    assert [c["stock"] for c in changed] == [target["stock"] - 1]
+    assert shared_visit.errors == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from src.catalog.positions import POSITION, Read
 from src.catalog.skus.models import SkuIn
 from src.db.pool import Database, database_call
 from src.errors import InsufficientStock, NotFound, StockOverflow
@@ -34,22 +35,20 @@ LOCKED_SKU_JSON = f"SELECT {SKU_JSON} FROM sku s WHERE s.sku_id = $1 FOR UPDATE 
 
 
 @database_call
-async def sku_json(db: Executor, *, sku_id: int) -> str | None:
+async def sku_json(db: Executor, *, sku_id: int) -> Read | None:
     """One SKU as JSON, or None."""
-    text: str | None = await db.fetchval(
-        f"SELECT {SKU_JSON} FROM sku s WHERE s.sku_id = $1", sku_id
-    )
-    return text
+    row = await db.fetchrow(f"SELECT {POSITION}, {SKU_JSON} FROM sku s WHERE s.sku_id = $1", sku_id)
+    return Read(*row) if row else None
 
 
 @database_call
-async def sku_page_json(db: Executor, *, product_id: int, after: int, limit: int) -> str | None:
+async def sku_page_json(db: Executor, *, product_id: int, after: int, limit: int) -> Read | None:
     """A keyset page of the product's SKUs by ascending sku_id, as the JSON object GET
     answers, or None when the product does not exist (one query: the product's row, and its
     page beside it; one extra SKU tells whether more follow)."""
     rows = await db.fetch(
         f"""
-        SELECT s.sku_id, CASE WHEN s.sku_id IS NOT NULL THEN {SKU_JSON} END
+        SELECT s.sku_id, CASE WHEN s.sku_id IS NOT NULL THEN {SKU_JSON} END, {POSITION}
         FROM product p
         LEFT JOIN LATERAL (
             SELECT * FROM sku
@@ -66,9 +65,10 @@ async def sku_page_json(db: Executor, *, product_id: int, after: int, limit: int
     )
     if not rows:
         return None
-    items = [text for sku_id, text in rows if sku_id is not None]
+    items = [text for sku_id, text, _ in rows if sku_id is not None]
     next_after = str(rows[limit - 1][0]) if len(items) > limit else "null"
-    return '{"items":[' + ",".join(items[:limit]) + '],"next_after":' + next_after + "}"
+    body = '{"items":[' + ",".join(items[:limit]) + '],"next_after":' + next_after + "}"
+    return Read(rows[0][2], body)
 
 
 # A new size or color joins the catalog in the transaction of the SKU that names it. Lock

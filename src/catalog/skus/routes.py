@@ -4,10 +4,10 @@ from PostgreSQL as JSON text and go out as they are."""
 from typing import Annotated
 
 from lihil import Empty, Param, Route, status
-from lihil.vendors import Response
 
+from src.catalog import dependencies as deps
 from src.catalog.models import MAX_ID
-from src.catalog.routes import DATA, GATED, WITH_BODY, IfMatch, json_body, no_content, unchanged
+from src.catalog.routes import DATA, GATED, WITH_BODY, IfMatch, json_body, unchanged, written
 from src.catalog.skus import queries
 from src.catalog.skus.models import (
     Sku,
@@ -28,14 +28,7 @@ SkuBody = Annotated[SkuIn, Param("body", decoder=decode_sku_in)]
 StockBody = Annotated[StockChange, Param("body", decoder=decode_stock_change)]
 
 
-def created(text: str, location: str) -> Response:
-    """201 with the new SKU's JSON (as PostgreSQL built it) and its URL in Location."""
-    return Response(
-        text, status_code=201, media_type="application/json", headers={"Location": location}
-    )
-
-
-@operation("listSkus", "List a product's SKUs", NotFound, *DATA)
+@operation("listSkus", "List a product's SKUs", NotFound, *DATA, cache=deps.of_sku_page)
 async def list_skus(
     product_id: ProductId,
     db: Database,
@@ -57,7 +50,7 @@ async def list_skus(
     return json_body(page, SkuPage)
 
 
-@operation("getSku", "Get a SKU", NotFound, *DATA)
+@operation("getSku", "Get a SKU", NotFound, *DATA, cache=deps.of_sku)
 async def get_sku(sku_id: SkuId, db: Database) -> Sku:
     """One SKU by id."""
     sku = await queries.sku_json(db, sku_id=sku_id)
@@ -72,7 +65,7 @@ async def create_sku(
 ) -> Annotated[Sku, status.CREATED]:
     """Add a SKU to a product; answers 201 with its Location. A new size or color joins."""
     sku_id, text = await queries.insert_sku(conn, product_id=product_id, sku=sku)
-    return created(text, f"/skus/{sku_id}")  # type: ignore[return-value]
+    return await written(conn, text, status=201, location=f"/skus/{sku_id}")  # type: ignore[return-value]
 
 
 @operation("replaceSku", "Replace a SKU", NotFound, PreconditionFailed, *WITH_BODY)
@@ -85,7 +78,7 @@ async def replace_sku(sku_id: SkuId, sku: SkuBody, conn: Conn, if_match: IfMatch
             text = await queries.update_sku(conn, sku_id=sku_id, sku=sku)
             if text is None:
                 raise NotFound(f"{what} does not exist")  # raised inside: no name is added
-    return json_body(text, Sku)
+    return await written(conn, text)  # type: ignore[return-value]
 
 
 @operation("deleteSku", "Delete a SKU", NotFound, PreconditionFailed, *GATED)
@@ -97,7 +90,7 @@ async def delete_sku(
         deleted = await queries.delete_sku(conn, sku_id=sku_id)
     if not deleted:
         raise NotFound(f"sku {sku_id} does not exist")
-    return no_content()  # type: ignore[return-value]
+    return await written(conn)  # type: ignore[return-value]
 
 
 @operation(
@@ -109,7 +102,7 @@ async def change_stock(sku_id: SkuId, stock_change: StockBody, db: Database) -> 
     sku = await queries.change_stock(db, sku_id=sku_id, delta=stock_change.delta)
     if sku is None:
         raise NotFound(f"sku {sku_id} does not exist")
-    return json_body(sku, Sku)
+    return await written(db, sku)  # type: ignore[return-value]
 
 
 def build_routes() -> list[Route]:

@@ -15,6 +15,10 @@ def _get_kwargs(
     brand_id: int | Unset = UNSET,
     limit: int | Unset = UNSET,
     after: int | Unset = UNSET,
+    q: str | Unset = UNSET,
+    min_price: int | Unset = UNSET,
+    max_price: int | Unset = UNSET,
+    in_stock: bool | Unset = UNSET,
 ) -> dict[str, Any]:
 
     params: dict[str, Any] = {}
@@ -24,6 +28,14 @@ def _get_kwargs(
     params["limit"] = limit
 
     params["after"] = after
+
+    params["q"] = q
+
+    params["min_price"] = min_price
+
+    params["max_price"] = max_price
+
+    params["in_stock"] = in_stock
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -77,15 +89,26 @@ def sync_detailed(
     brand_id: int | Unset = UNSET,
     limit: int | Unset = UNSET,
     after: int | Unset = UNSET,
+    q: str | Unset = UNSET,
+    min_price: int | Unset = UNSET,
+    max_price: int | Unset = UNSET,
+    in_stock: bool | Unset = UNSET,
 ) -> Response[Problem | ProductPage]:
     """List products
 
-     Products by ascending id, one keyset page at a time, optionally of one brand.
+     Products by ascending id, one keyset page at a time; the filters given combine.
 
     Args:
         brand_id (int | Unset): Only this brand's products.
         limit (int | Unset): Page size (default 20).
         after (int | Unset): Return products after this id (default 0: from the start).
+        q (str | Unset): Only products whose name contains this text, in any case: 1 to 100
+            characters, taken as they are (`%`, `_` and `\\` are not wildcards).
+        min_price (int | Unset): Only products with a SKU priced at least this, in minor units
+            (with max_price: a SKU priced in the range, ends included; above max_price is a 422).
+        max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
+        in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
+            SKU in the range and in stock). `false`, the default, filters nothing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -99,6 +122,10 @@ def sync_detailed(
         brand_id=brand_id,
         limit=limit,
         after=after,
+        q=q,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
     )
 
     response = client.get_httpx_client().request(
@@ -114,15 +141,26 @@ def sync(
     brand_id: int | Unset = UNSET,
     limit: int | Unset = UNSET,
     after: int | Unset = UNSET,
+    q: str | Unset = UNSET,
+    min_price: int | Unset = UNSET,
+    max_price: int | Unset = UNSET,
+    in_stock: bool | Unset = UNSET,
 ) -> Problem | ProductPage | None:
     """List products
 
-     Products by ascending id, one keyset page at a time, optionally of one brand.
+     Products by ascending id, one keyset page at a time; the filters given combine.
 
     Args:
         brand_id (int | Unset): Only this brand's products.
         limit (int | Unset): Page size (default 20).
         after (int | Unset): Return products after this id (default 0: from the start).
+        q (str | Unset): Only products whose name contains this text, in any case: 1 to 100
+            characters, taken as they are (`%`, `_` and `\\` are not wildcards).
+        min_price (int | Unset): Only products with a SKU priced at least this, in minor units
+            (with max_price: a SKU priced in the range, ends included; above max_price is a 422).
+        max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
+        in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
+            SKU in the range and in stock). `false`, the default, filters nothing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -137,6 +175,10 @@ def sync(
         brand_id=brand_id,
         limit=limit,
         after=after,
+        q=q,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
     ).parsed
 
 
@@ -146,15 +188,26 @@ async def asyncio_detailed(
     brand_id: int | Unset = UNSET,
     limit: int | Unset = UNSET,
     after: int | Unset = UNSET,
+    q: str | Unset = UNSET,
+    min_price: int | Unset = UNSET,
+    max_price: int | Unset = UNSET,
+    in_stock: bool | Unset = UNSET,
 ) -> Response[Problem | ProductPage]:
     """List products
 
-     Products by ascending id, one keyset page at a time, optionally of one brand.
+     Products by ascending id, one keyset page at a time; the filters given combine.
 
     Args:
         brand_id (int | Unset): Only this brand's products.
         limit (int | Unset): Page size (default 20).
         after (int | Unset): Return products after this id (default 0: from the start).
+        q (str | Unset): Only products whose name contains this text, in any case: 1 to 100
+            characters, taken as they are (`%`, `_` and `\\` are not wildcards).
+        min_price (int | Unset): Only products with a SKU priced at least this, in minor units
+            (with max_price: a SKU priced in the range, ends included; above max_price is a 422).
+        max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
+        in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
+            SKU in the range and in stock). `false`, the default, filters nothing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -168,6 +221,10 @@ async def asyncio_detailed(
         brand_id=brand_id,
         limit=limit,
         after=after,
+        q=q,
+        min_price=min_price,
+        max_price=max_price,
+        in_stock=in_stock,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -181,15 +238,26 @@ async def asyncio(
     brand_id: int | Unset = UNSET,
     limit: int | Unset = UNSET,
     after: int | Unset = UNSET,
+    q: str | Unset = UNSET,
+    min_price: int | Unset = UNSET,
+    max_price: int | Unset = UNSET,
+    in_stock: bool | Unset = UNSET,
 ) -> Problem | ProductPage | None:
     """List products
 
-     Products by ascending id, one keyset page at a time, optionally of one brand.
+     Products by ascending id, one keyset page at a time; the filters given combine.
 
     Args:
         brand_id (int | Unset): Only this brand's products.
         limit (int | Unset): Page size (default 20).
         after (int | Unset): Return products after this id (default 0: from the start).
+        q (str | Unset): Only products whose name contains this text, in any case: 1 to 100
+            characters, taken as they are (`%`, `_` and `\\` are not wildcards).
+        min_price (int | Unset): Only products with a SKU priced at least this, in minor units
+            (with max_price: a SKU priced in the range, ends included; above max_price is a 422).
+        max_price (int | Unset): Only products with a SKU priced at most this, in minor units.
+        in_stock (bool | Unset): `true`: only products with a SKU in stock (with a price range: a
+            SKU in the range and in stock). `false`, the default, filters nothing.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -205,5 +273,9 @@ async def asyncio(
             brand_id=brand_id,
             limit=limit,
             after=after,
+            q=q,
+            min_price=min_price,
+            max_price=max_price,
+            in_stock=in_stock,
         )
     ).parsed
