@@ -4,7 +4,7 @@ and the plans PostgreSQL runs for the server's own queries.
 
 The catalog is generated, not the demo: a database of its own on the same PostgreSQL, with
 the schema of the project's migrations (`prepare_database(dsn, seed=False)`, so the real
-indexes of 0002_shop.sql), filled by `INSERT ... SELECT generate_series` with the tables'
+indexes the migrations make), filled by `INSERT ... SELECT generate_series` with the tables'
 triggers off (the feed's, and the foreign keys' checks: the rows are valid by
 construction) and their secondary indexes dropped and re-created after (the same
 definitions, read back from pg_index), then vacuumed and analysed, as autovacuum would
@@ -148,6 +148,7 @@ class Generated:
     seconds: dict[str, float]  # step -> wall seconds
     database_bytes: int
     out_of_stock: float  # share of SKUs with stock 0
+    indexes: list[str]  # the secondary indexes of brand, product and sku (re-created)
 
 
 async def generate(dsn: str, size: Size, *, stocked: Sequence[int] = ()) -> Generated:
@@ -198,7 +199,7 @@ async def generate(dsn: str, size: Size, *, stocked: Sequence[int] = ()) -> Gene
         out_of_stock: float = await conn.fetchval("SELECT avg((stock = 0)::int)::float8 FROM sku")
     finally:
         await conn.close()
-    return Generated(size, seconds, database_bytes, out_of_stock)
+    return Generated(size, seconds, database_bytes, out_of_stock, [i["name"] for i in indexes])
 
 
 # What the filters are given, cycled: 3-letter strings from the syllables, hitting from
@@ -1042,7 +1043,8 @@ def report(
         f"A generated catalog (not the demo): {size.brands:,} brands, {size.products:,} products,"
         f" {size.skus:,} SKUs ({len(SIZES)} a product), prices {MIN_PRICE}..{MAX_PRICE:,} minor "
         f"units (log-uniform), {100 * g.out_of_stock:.1f}% of SKUs out of stock; in a database "
-        "of its own with the schema of the migrations (every index of 0002_shop.sql). "
+        "of its own with the schema of the migrations, so with their indexes (besides the "
+        f"primary keys: {', '.join(f'`{name}`' for name in sorted(g.indexes))}). "
         f"Generated in {sum(g.seconds.values()):.0f} s ({steps}); "
         f"{g.database_bytes / 2**20:,.0f} MiB.",
         "",
