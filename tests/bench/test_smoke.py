@@ -1,6 +1,6 @@
-"""`python -m bench --smoke`, run once for the module (one PostgreSQL for both sections):
-every server starts, answers like ours and is loaded; the report has a row for each target
-and the machine line."""
+"""`python -m bench --smoke`, run once for the module (one PostgreSQL for every section):
+every server starts, answers like ours and is loaded; the catalog is generated at a tiny
+size and loaded; the report has a row for each target and the machine line."""
 
 import subprocess
 import sys
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.catalog import FILTER_NAMES, FILTERS
 from src.config import PROJECT_ROOT
 
 WRK = Path("/usr/bin/wrk")
@@ -63,3 +64,39 @@ def test_websocket_smoke_writes_a_report(report: str) -> None:
     for target in WS_TARGETS:
         assert target in report, target
     assert "| ours /counter |" in report and "did not converge" not in report
+
+
+CATALOG_ROWS = [
+    "GET /products?limit=20",
+    "GET /products?q=&limit=20",
+    "GET /products?min_price=&max_price=&limit=20",
+    "GET /products?in_stock=true&brand_id=&limit=20",
+    "GET /products/{id}",
+    "GET /products/{id}/skus",
+    "POST /skus/{id}/stock, one SKU",
+    "POST /skus/{id}/stock, 1,000 SKUs",
+    "PUT /products/{id}, 2,000 products",
+]
+
+
+@pytest.mark.skipif(
+    not WRK.exists(), reason="wrk is not installed (/usr/bin/wrk: apt-get install wrk)"
+)
+@pytest.mark.timeout(630)
+def test_catalog_smoke_writes_a_report(report: str) -> None:
+    """The catalog is generated (its own database, tiny) and every row is loaded or says
+    why not; each filter served has its targets; the plans the server ran are read back."""
+    section = report.split("\n## Catalog\n", 1)[1].split("\n## ", 1)[0]
+    assert "20 brands, 2,000 products, 10,000 SKUs (5 a product)" in section
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in section.splitlines()}
+    for title in CATALOG_ROWS:
+        assert title in rows, title
+    served = {title: "endpoint not served" not in rows[title] for title in CATALOG_ROWS}
+    assert served["GET /products?limit=20"] and served["GET /products/{id}"]
+    for key, title in zip(FILTERS, CATALOG_ROWS[1:4], strict=True):
+        name = f"Catalog /products{FILTER_NAMES[key]}"
+        assert (f"| {name}: p99 one client, ms | " in report) == served[title], title
+        assert (f"| {name}: req/s / GET /products?limit=20 | " in report) == served[title]
+    # The plans auto_explain logged for the reference: its table row and its plan's lines.
+    assert "| GET /products?limit=20 | 8 | " in section
+    assert "```text\nSQL: SELECT " in section and " on product (rows=" in section
