@@ -21,6 +21,8 @@ from tests.conftest import admin_sql
 from tests.helpers import with_database
 
 # What the releases before versioned migrations applied on every start-up, byte for byte.
+NEWEST = newest_version()
+EVERY_VERSION = [f"{i:04d}" for i in range(1, int(NEWEST) + 1)]  # the chain test checks it
 BEFORE_VERSIONS_SQL = (MIGRATIONS / "versions" / "0001_baseline.sql").read_text()
 
 
@@ -91,12 +93,12 @@ async def test_a_database_from_before_versions_upgrades_in_place_with_nothing_lo
         assert len(before["change"]) == 5 + 40 + 4 - 10  # SKUs recorded nothing then
 
         assert await prepare_database(empty_database, seed=True) == (
-            ["0001", "0002", "0003", "0004"],
+            EVERY_VERSION,
             False,
         )
 
         assert await snapshot(conn) == before  # every row and every retained change
-        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0004"
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == NEWEST
         # The new columns are filled: deterministic prices and stock, within their checks.
         skus = await conn.fetch("SELECT price, currency, stock FROM sku ORDER BY sku_id")
         assert all(r["price"] > 0 and r["currency"] == "EUR" and r["stock"] >= 0 for r in skus)
@@ -139,7 +141,7 @@ async def test_a_database_from_before_versions_upgrades_in_place_with_nothing_lo
 
 async def test_an_empty_database_gets_every_version_and_the_demo(empty_database: str) -> None:
     prepared = await prepare_database(empty_database, seed=True)
-    assert prepared == (["0001", "0002", "0003", "0004"], True)
+    assert prepared == (EVERY_VERSION, True)
     conn = await asyncpg.connect(empty_database)
     try:
         # The demo is the starting state: loading it recorded no change.
@@ -156,7 +158,7 @@ async def test_a_database_newer_than_the_code_is_refused_naming_both_versions(
     await admin_sql(empty_database, "UPDATE alembic_version SET version_num = '0099'")
     with pytest.raises(DatabaseStartupError) as refused:
         await prepare_database(empty_database, seed=True)
-    assert "version 0099, newer than this code's 0004" in str(refused.value)
+    assert f"version 0099, newer than this code's {NEWEST}" in str(refused.value)
     conn = await asyncpg.connect(empty_database)
     try:  # and nothing was loaded into it
         assert await conn.fetchval("SELECT count(*) FROM brand") == 0
@@ -199,10 +201,12 @@ async def test_the_script_shows_pending_versions_and_applies_them(empty_database
     shown = migrate(empty_database)
     assert shown.returncode == 1, shown.stderr
     assert "none recorded" in shown.stdout
-    assert "0004  pending" in shown.stdout and "4 pending" in shown.stdout
+    assert f"{NEWEST}  pending" in shown.stdout
+    assert f"{len(EVERY_VERSION)} pending" in shown.stdout
     applied = migrate(empty_database, "upgrade")
     assert applied.returncode == 0, applied.stderr
-    assert "0004  applied now" in applied.stdout and "upgraded to 0004" in applied.stdout
+    assert f"{NEWEST}  applied now" in applied.stdout
+    assert f"upgraded to {NEWEST}" in applied.stdout
     again = migrate(empty_database)
     assert (again.returncode, again.stdout.splitlines()[-1]) == (0, "up to date")
 

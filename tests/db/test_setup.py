@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from src.db.setup import demo_rows, prepare_database
+from tests.db.test_migrate import EVERY_VERSION
 from tests.helpers import with_database
 
 
@@ -80,7 +81,7 @@ async def test_racing_workers_seed_exactly_once(admin_dsn: str) -> None:
         # One applied every version and loaded the demo; the other waited and found it done.
         assert sorted(prepared, key=lambda p: p.seeded) == [
             ([], False),
-            (["0001", "0002", "0003", "0004"], True),
+            (EVERY_VERSION, True),
         ]
         conn = await asyncpg.connect(dsn)
         assert (await counts(conn))["sku"] == 100_000
