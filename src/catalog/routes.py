@@ -4,8 +4,9 @@ Each handler declares its OpenAPI operation (id, summary, the problems it answer
 it; its tag is given where the routes are built.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, TypeVar, cast
 
 import asyncpg
@@ -96,6 +97,8 @@ WITH_BODY = (BodyTooLarge, UnsupportedMediaType, *GATED)
 WRITE = (UnknownBrand, *WITH_BODY)
 
 
+PageSize = Annotated[int, Param("query", ge=1, le=100, description="Page size (default 20).")]
+
 IfMatch = Annotated[
     str,
     Param(
@@ -125,6 +128,24 @@ async def unchanged(
         yield
 
 
+async def removed(
+    conn: asyncpg.Connection,
+    if_match: str,
+    *,
+    table: str,
+    key: int,
+    delete: Callable[[], Awaitable[bool]],
+) -> Response:
+    """A DELETE's answer: 204 once `delete` removed the row (If-Match honoured: `unchanged`),
+    404 if there was none."""
+    what = f"{table} {key}"
+    async with unchanged(conn, if_match, table=table, key=key, what=what):
+        deleted = await delete()
+    if not deleted:
+        raise NotFound(f"{what} does not exist")
+    return await written(conn)
+
+
 @operation("createBrand", "Create a brand", *WITH_BODY, location="/brands/{brand_id}")
 async def create_brand(brand: BrandBody, conn: Conn) -> Annotated[Brand, status.CREATED]:
     """Create a brand; answers 201 with its Location."""
@@ -150,11 +171,8 @@ async def delete_brand(
     brand_id: BrandId, conn: Conn, if_match: IfMatch = ""
 ) -> Annotated[Empty, status.NO_CONTENT]:
     """Delete a brand no product names (409 `brand-in-use` otherwise)."""
-    async with unchanged(conn, if_match, table="brand", key=brand_id, what=f"brand {brand_id}"):
-        deleted = await queries.delete_brand(conn, brand_id=brand_id)
-    if not deleted:
-        raise NotFound(f"brand {brand_id} does not exist")
-    return await written(conn)  # type: ignore[return-value]
+    delete = partial(queries.delete_brand, conn, brand_id=brand_id)
+    return await removed(conn, if_match, table="brand", key=brand_id, delete=delete)  # type: ignore[return-value]
 
 
 @operation("listBrands", "List brands", *DATA, cache=deps.of_brands)
@@ -233,7 +251,7 @@ async def list_products(
     brand_id: Annotated[
         int, Param("query", ge=1, le=MAX_ID, description="Only this brand's products.")
     ] = 0,
-    limit: Annotated[int, Param("query", ge=1, le=100, description="Page size (default 20).")] = 20,
+    limit: PageSize = 20,
     after: Annotated[
         int,
         Param(
@@ -307,12 +325,8 @@ async def delete_product(
     product_id: ProductId, conn: Conn, if_match: IfMatch = ""
 ) -> Annotated[Empty, status.NO_CONTENT]:
     """Delete a product and its SKUs."""
-    what = f"product {product_id}"
-    async with unchanged(conn, if_match, table="product", key=product_id, what=what):
-        deleted = await queries.delete_product(conn, product_id=product_id)
-    if not deleted:
-        raise NotFound(f"product {product_id} does not exist")
-    return await written(conn)  # type: ignore[return-value]
+    delete = partial(queries.delete_product, conn, product_id=product_id)
+    return await removed(conn, if_match, table="product", key=product_id, delete=delete)  # type: ignore[return-value]
 
 
 def build_routes() -> list[Route]:

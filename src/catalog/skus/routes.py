@@ -1,13 +1,24 @@
 """Thin HTTP adapters for SKUs over `queries`: parse, call, map None to 404. Bodies come
 from PostgreSQL as JSON text and go out as they are."""
 
+from functools import partial
 from typing import Annotated
 
 from lihil import Empty, Param, Route, status
 
 from src.catalog import dependencies as deps
 from src.catalog.models import MAX_ID
-from src.catalog.routes import DATA, GATED, WITH_BODY, IfMatch, json_body, unchanged, written
+from src.catalog.routes import (
+    DATA,
+    GATED,
+    WITH_BODY,
+    IfMatch,
+    PageSize,
+    json_body,
+    removed,
+    unchanged,
+    written,
+)
 from src.catalog.skus import queries
 from src.catalog.skus.models import (
     Sku,
@@ -32,7 +43,7 @@ StockBody = Annotated[StockChange, Param("body", decoder=decode_stock_change)]
 async def list_skus(
     product_id: ProductId,
     db: Database,
-    limit: Annotated[int, Param("query", ge=1, le=100, description="Page size (default 20).")] = 20,
+    limit: PageSize = 20,
     after: Annotated[
         int,
         Param(
@@ -86,11 +97,8 @@ async def delete_sku(
     sku_id: SkuId, conn: Conn, if_match: IfMatch = ""
 ) -> Annotated[Empty, status.NO_CONTENT]:
     """Delete a SKU."""
-    async with unchanged(conn, if_match, table="sku", key=sku_id, what=f"sku {sku_id}"):
-        deleted = await queries.delete_sku(conn, sku_id=sku_id)
-    if not deleted:
-        raise NotFound(f"sku {sku_id} does not exist")
-    return await written(conn)  # type: ignore[return-value]
+    delete = partial(queries.delete_sku, conn, sku_id=sku_id)
+    return await removed(conn, if_match, table="sku", key=sku_id, delete=delete)  # type: ignore[return-value]
 
 
 @operation(
