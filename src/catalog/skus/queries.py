@@ -41,34 +41,49 @@ async def sku_json(db: Executor, *, sku_id: int) -> Read | None:
     return Read(*row) if row else None
 
 
+PageKey = tuple[int, int, int]  # (product_id, after, limit)
+
+
 @database_call
-async def sku_page_json(db: Executor, *, product_id: int, after: int, limit: int) -> Read | None:
-    """A keyset page of the product's SKUs by ascending sku_id, as the JSON object GET
-    answers, or None when the product does not exist (one query: the product's row, and its
-    page beside it; one extra SKU tells whether more follow)."""
+async def sku_pages_json(db: Executor, keys: list[PageKey]) -> dict[PageKey, Read]:
+    """Keyset pages of products' SKUs by ascending sku_id, each as the JSON object GET
+    answers, for a batch of lookups (`src.db.batch`): one query for every page asked in one
+    loop iteration. A product that does not exist has no entry. Each page reads one SKU
+    more than its limit, which tells whether more follow."""
     rows = await db.fetch(
         f"""
-        SELECT s.sku_id, CASE WHEN s.sku_id IS NOT NULL THEN {SKU_JSON} END, {POSITION}
-        FROM product p
+        SELECT k.i, {POSITION}, p.product_id IS NOT NULL, s.sku_id,
+               CASE WHEN s.sku_id IS NOT NULL THEN {SKU_JSON} END
+        FROM unnest($1::int[], $2::int[], $3::int[]) WITH ORDINALITY AS k(product_id, after, n, i)
+        LEFT JOIN product p ON p.product_id = k.product_id
         LEFT JOIN LATERAL (
             SELECT * FROM sku
-            WHERE sku.product_id = p.product_id AND sku.sku_id > $2
+            WHERE sku.product_id = p.product_id AND sku.sku_id > k.after
             ORDER BY sku.sku_id
-            LIMIT $3
+            LIMIT k.n + 1
         ) s ON true
-        WHERE p.product_id = $1
-        ORDER BY s.sku_id
+        ORDER BY k.i, s.sku_id
         """,
-        product_id,
-        after,
-        limit + 1,
+        [key[0] for key in keys],
+        [key[1] for key in keys],
+        [key[2] for key in keys],
     )
-    if not rows:
-        return None
-    items = [text for sku_id, text, _ in rows if sku_id is not None]
-    next_after = str(rows[limit - 1][0]) if len(items) > limit else "null"
-    body = '{"items":[' + ",".join(items[:limit]) + '],"next_after":' + next_after + "}"
-    return Read(rows[0][2], body)
+    found: dict[int, list[tuple[int, str]]] = {}
+    position = rows[0][1] if rows else 0  # one statement: one snapshot for the batch
+    for i, _, exists, sku_id, text in rows:
+        if exists:
+            skus = found.setdefault(i, [])
+            if sku_id is not None:
+                skus.append((sku_id, text))
+    pages = {}
+    for i, skus in found.items():
+        limit = keys[i - 1][2]
+        next_after = str(skus[limit - 1][0]) if len(skus) > limit else "null"
+        items = ",".join(text for _, text in skus[:limit])
+        pages[keys[i - 1]] = Read(
+            position, '{"items":[' + items + '],"next_after":' + next_after + "}"
+        )
+    return pages
 
 
 # A new size or color joins the catalog in the transaction of the SKU that names it. Lock

@@ -8,6 +8,7 @@ from lihil import Empty, Param, Route, status
 
 from src.catalog import dependencies as deps
 from src.catalog.models import MAX_ID
+from src.catalog.readers import CatalogReader
 from src.catalog.routes import (
     DATA,
     GATED,
@@ -42,7 +43,7 @@ StockBody = Annotated[StockChange, Param("body", decoder=decode_stock_change)]
 @operation("listSkus", "List a product's SKUs", NotFound, *DATA, cache=deps.of_sku_page)
 async def list_skus(
     product_id: ProductId,
-    db: Database,
+    reader: CatalogReader,
     limit: PageSize = 20,
     after: Annotated[
         int,
@@ -55,7 +56,7 @@ async def list_skus(
     ] = 0,
 ) -> SkuPage:
     """The product's SKUs by ascending id, one keyset page at a time."""
-    page = await queries.sku_page_json(db, product_id=product_id, after=after, limit=limit)
+    page = await reader.sku_page_json(product_id, after=after, limit=limit)
     if page is None:
         raise NotFound(f"product {product_id} does not exist")
     return json_body(page, SkuPage)
