@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             sections.append(http.run(dsn, work, smoke=args.smoke, pg=_pg(pg)))
         if want_cache:
             print("bench: response cache…", flush=True)
-            sections.append(cache.run(dsn, work, smoke=args.smoke, pg=_pg(pg)))
+            sections.append(cache.run(dsn, work, smoke=args.smoke))
         if ws_run is not None:
             print("bench: WebSocket…", flush=True)
             extra: dict[str, Any] = {}

@@ -42,7 +42,6 @@ import asyncpg
 from bench.common import Section, rss_kib, serve
 from bench.http import OURS, OURS_OFF, RESTORE, Server, cache_counters, counted, server_env
 from src.auth import mint
-from src.db.embedded import EmbeddedPostgres
 
 AUDIENCE = "catalog-bench"
 CLIENTS = 4  # concurrent clients filling the cache
@@ -273,16 +272,8 @@ class Results:
     paths: list[str]
 
 
-def run(
-    dsn: str,
-    work: Path,
-    *,
-    smoke: bool = False,
-    pg: EmbeddedPostgres | None = None,
-    scale: Scale | None = None,
-) -> Section:
-    """Measure the response cache against the demo catalog at `dsn` (`pg` is accepted like
-    the other sections' and unused: nothing here reads PostgreSQL's CPU)."""
+def run(dsn: str, work: Path, *, smoke: bool = False, scale: Scale | None = None) -> Section:
+    """Measure the response cache against the demo catalog at `dsn`."""
     scale = scale or (SMOKE if smoke else FULL)
     logs = work / "cache-logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -402,9 +393,10 @@ def report(results: Results, scale: Scale, elapsed: float) -> str:
         f"{b.get('hit', 0):,.0f} hits, {b.get('miss', 0):,.0f} misses, "
         f"{b.get('bypass', 0):,.0f} bypasses (a read that waited CACHE_WAIT_MS, 1,000 ms "
         "by default, in vain, or found the feed behind), "
-        f"{b.get('invalidations', 0):,.0f} entries invalidated. With the header B waits for "
-        "its feed to apply the change (which drops the product's entry), then reads "
-        "PostgreSQL: the p50 is the feed's delivery plus a miss.",
+        f"{b.get('invalidations', 0):,.0f} entries invalidated. With the header B answers once "
+        "its feed has applied the change (which drops the product's entry), so from "
+        "PostgreSQL (a miss); without it B answers with what it holds, older than the write "
+        "whenever its feed has not yet applied it.",
         "",
         f"Response cache section: {elapsed:.0f} s.",
     ]

@@ -499,12 +499,11 @@ def ratios(
     reference: str,
     metric: str = "rps",
     *,
-    ours: str = OURS.key,
     reference_endpoint: str | None = None,
 ) -> list[float]:
-    """`ours` / `reference` for `metric`, one per round (both measured in that round); the
+    """ours / reference for `metric`, one per round (both measured in that round); the
     reference on `reference_endpoint` when given (e.g. a hit against the floor's /ping)."""
-    mine = results.runs[endpoint][ours]
+    mine = results.runs[endpoint][OURS.key]
     other = results.runs[reference_endpoint or endpoint][reference]
     out = []
     for a, b in zip(mine, other, strict=True):
