@@ -18,11 +18,8 @@ import asyncpg
 from src.catalog.models import MAX_PRICE, Brand, BrandIn, Product, ProductIn, ProductPage
 from src.catalog.positions import POSITION, Read
 from src.catalog.skus.queries import LOCKED_SKU_JSON
-from src.db.pool import Database, database_call
+from src.db.pool import Database, Executor, database_call
 from src.errors import BrandInUse, UnknownBrand
-
-Executor = asyncpg.Connection | asyncpg.Pool | Database  # each has fetch, fetchrow, fetchval
-
 
 # The read endpoints' bodies are built by PostgreSQL (row_to_json, json_agg) and passed
 # through as they come: no Record, Struct or encoding per request in Python. The SQL names
@@ -327,12 +324,7 @@ NO_LIMIT = 2**63 - 1
 @database_call
 async def feed_position(db: Executor) -> int:
     """The newest committed change id (or the newest pruned one, if none is left)."""
-    position: int = await db.fetchval(
-        """
-        SELECT greatest((SELECT max(id) FROM catalog_change),
-                        (SELECT pruned_through FROM catalog_feed_state), 0)
-        """
-    )
+    position: int = await db.fetchval(f"SELECT {POSITION}")
     return position
 
 
@@ -344,8 +336,8 @@ class Change(NamedTuple):
     frame: str
     product_id: int | None
     brand_ids: list[int]
-    type: str = ""  # e.g. "sku.updated"
-    key: int = 0  # the id of the row it changed
+    type: str  # e.g. "sku.updated"
+    key: int  # the id of the row it changed
 
 
 # One query per filter, each an indexed predicate: a filtered page reads the matching rows

@@ -29,9 +29,8 @@ from src.catalog.models import (
     decode_true_or_false,
 )
 from src.catalog.positions import Read
-from src.catalog.queries import Executor
 from src.catalog.readers import CatalogReader
-from src.db.pool import Conn, Database
+from src.db.pool import Conn, Database, Executor
 from src.edge.etag import etag_of, if_match_holds
 from src.edge.routes import operation
 from src.errors import (

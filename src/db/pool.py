@@ -305,3 +305,7 @@ async def get_conn(db: Database) -> Ignore[AsyncIterator[asyncpg.Connection]]:
 
 
 Conn = Annotated[asyncpg.Connection, use(get_conn)]
+
+# What query functions take: a connection, the pool, or the Database (each has fetch,
+# fetchrow, fetchval and execute).
+Executor = asyncpg.Connection | asyncpg.Pool | Database

@@ -598,9 +598,9 @@ def test_the_feed_hands_each_change_to_its_own_topics_only() -> None:
     got: dict[str, list[str]] = {}
     topics = [TOPIC, product_topic(7), product_topic(8), brand_topic(3), brand_topic(4)]
     unsubscribe = {t: feed.subscribe(t, got.setdefault(t, []).append) for t in topics}
-    feed._dispatch(queries.Change(1, "moved", 7, [3, 4]))
-    feed._dispatch(queries.Change(2, "brand 4", None, [4, 4]))
-    feed._dispatch(queries.Change(3, "elsewhere", 9, [5]))
+    feed._dispatch(queries.Change(1, "moved", 7, [3, 4], "product.updated", 7))
+    feed._dispatch(queries.Change(2, "brand 4", None, [4, 4], "brand.updated", 4))
+    feed._dispatch(queries.Change(3, "elsewhere", 9, [5], "product.updated", 9))
     assert got == {
         TOPIC: ["moved", "brand 4", "elsewhere"],
         product_topic(7): ["moved"],

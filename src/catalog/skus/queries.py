@@ -13,10 +13,8 @@ import asyncpg
 
 from src.catalog.positions import POSITION, Read
 from src.catalog.skus.models import SkuIn
-from src.db.pool import Database, database_call
+from src.db.pool import Executor, database_call
 from src.errors import InsufficientStock, NotFound, StockOverflow
-
-Executor = asyncpg.Connection | asyncpg.Pool | Database  # each has fetch, fetchrow, fetchval
 
 # The SKU row `s` as the API shows it, key for key as the trigger's json_build_object.
 SKU_JSON = """json_build_object(
