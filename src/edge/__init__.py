@@ -99,6 +99,7 @@ class _Head:
         "origin",
         "position",
         "preflight",
+        "query",
         "request_id",
         "wanted",
     )
@@ -109,6 +110,7 @@ class _Head:
         self.if_none_match = self.authorization = self.request_id = self.preflight = None
         self.position = None
         self.wanted: int | None = None  # the parsed Catalog-Position of a cacheable GET
+        self.query: list[tuple[str, str]] = []  # the query's pairs, once the edge read them
         for name, value in headers:
             if name == b"host":
                 self.hosts += 1
@@ -183,12 +185,13 @@ class Edge:
         start: dict[str, Any] | None = None
         body: list[bytes] = []
         kept: list[tuple[bytes, bytes]] = []  # a cacheable answer's own headers, to keep
+        kept_at = 0  # and the position it reflects
         key: str | None = None  # the response cache's key, for a cacheable GET
-        depends: Any = None  # what its answer depends on: (tags_of, path and query params)
+        depends: Any = None  # what its answer depends on: (tags_of, path params)
         cache = self.cache
 
         async def _send(message: dict[str, Any]) -> None:
-            nonlocal status, start
+            nonlocal status, start, kept_at
             if message["type"] == "http.response.start":
                 status = message["status"]
                 given = message.get("headers", ())
@@ -198,7 +201,8 @@ class Edge:
                 if tag and status == 200 and (taggable := _taggable(given)) is not None:
                     message["headers"] = [*given, *extra, *taggable]
                     if key is not None and position is not None:
-                        kept[:] = [*given, *taggable]
+                        kept[:] = [*(h for h in given if h[0] != POSITION), *taggable]
+                        kept_at = position
                     start = message  # held until its body is complete, then tagged
                     return
                 message["headers"] = [*given, *extra]
@@ -207,11 +211,15 @@ class Edge:
                 if not message.get("more_body", False):
                     whole = b"".join(body)
                     etag = etag_of(whole).encode()
-                    status = await _tagged(start, whole, etag, head.if_none_match, head_only, send)
+                    headers = [*start["headers"], (b"etag", etag)]
+                    status = await _answer(
+                        headers, whole, etag, head.if_none_match, head_only, send
+                    )
                     if kept and key is not None and cache is not None:
-                        tags_of, path_params, pairs = depends
-                        tags = frozenset(tags_of(path_params, dict(pairs)))
-                        cache.fill(key, _entry(kept, whole, etag, tags))
+                        tags_of, path_params = depends
+                        tags = frozenset(tags_of(path_params, dict(head.query)))
+                        entry = Entry(whole, (*kept, (b"etag", etag)), etag, kept_at, tags)
+                        cache.fill(key, entry)
                 return
             elif head_only and message["type"] == "http.response.body":
                 if message.get("more_body", False):
@@ -247,9 +255,8 @@ class Edge:
             resource, params = found
             tags_of = endpoint.cache if tag else None
             if tags_of is not None and cache is not None:  # a cacheable GET
-                pairs = query_pairs(scope.get("query_string", b""))
-                key = _cache_key(scope["path"], pairs)
-                depends = (tags_of, params, pairs)  # worked out on a miss only
+                key = _cache_key(scope["path"], head.query)
+                depends = (tags_of, params)  # worked out on a miss only
                 sent = await self._from_cache(key, head, head_only, extra, send)
                 if sent is not None:
                     status = sent
@@ -286,24 +293,14 @@ class Edge:
         cache = self.cache
         assert cache is not None
         if head.wanted is not None and not await cache.reach(head.wanted, self.cache_wait):
-            cache.stats.bypasses += 1
             return None
         entry = cache.lookup(key)
         if entry is None:
             return None
         # The entry is current through every change applied here, not only its own fill.
-        position = (b"catalog-position", str(max(entry.position, cache.applied)).encode())
+        position = (POSITION, str(max(entry.position, cache.applied)).encode())
         headers = [*entry.headers, position, *extra]
-        if head.if_none_match is not None and none_match(
-            head.if_none_match.decode("latin-1"), entry.etag.decode("latin-1")
-        ):
-            kept = [(k, v) for k, v in headers if k not in (b"content-length", b"content-type")]
-            await send({"type": "http.response.start", "status": 304, "headers": kept})
-            await send({"type": "http.response.body", "body": b""})
-            return 304
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if head_only else entry.body})
-        return 200
+        return await _answer(headers, entry.body, entry.etag, head.if_none_match, head_only, send)
 
     def _admit(
         self, scope: Scope, head: _Head, found: tuple[Resource, dict[str, str]] | None
@@ -343,7 +340,7 @@ class Edge:
             head.wanted = _wanted_position(head)
         if method in WITH_BODY:
             self._check_body(head)
-        self._check_parameters(scope, endpoint, found[1])
+        head.query = self._check_parameters(scope, endpoint, found[1])
         return endpoint
 
     def _admit_write(self, scope: Scope, head: _Head) -> None:
@@ -365,14 +362,17 @@ class Edge:
             shown = (head.content_type or b"none").decode("latin-1")[:80]
             raise UnsupportedMediaType(f"send the body as application/json (Content-Type: {shown})")
 
-    def _check_parameters(self, scope: Scope, endpoint: Endpoint, path: dict[str, str]) -> None:
+    def _check_parameters(
+        self, scope: Scope, endpoint: Endpoint, path: dict[str, str]
+    ) -> list[tuple[str, str]]:
+        """The query's pairs, once each is given once and integers are canonical."""
         pairs = query_pairs(scope.get("query_string", b""))
         if twice := repeated(pairs):
             raise InvalidRequest(
                 [FieldError("query", name, "given more than once; give it once") for name in twice]
             )
         if not endpoint.integers:
-            return
+            return pairs
         query = dict(pairs)
         errors = []
         for location, name in endpoint.integers:
@@ -381,6 +381,7 @@ class Edge:
                 errors.append(FieldError(location, name, INTEGER_MESSAGE))
         if errors:
             raise InvalidRequest(errors)
+        return pairs
 
     def _limited(self, receive: Any) -> Any:
         received = 0
@@ -505,33 +506,16 @@ def _cache_key(path: str, pairs: list[tuple[str, str]]) -> str:
     return path + "?" + "&".join(f"{name}={value}" for name, value in sorted(pairs))
 
 
-def _entry(
-    headers: list[tuple[bytes, bytes]], body: bytes, etag: bytes, tags: frozenset[str]
-) -> Entry:
-    """A cacheable answer as the cache keeps it, with its ETag; its position apart (a hit
-    reports the position the cache has reached)."""
-    position = 0
-    kept = []
-    for name, value in headers:
-        if name == POSITION:
-            position = int(value)
-        else:
-            kept.append((name, value))
-    kept.append((b"etag", etag))
-    return Entry(body, tuple(kept), etag, position, tags)
-
-
-async def _tagged(
-    start: dict[str, Any],
+async def _answer(
+    headers: list[tuple[bytes, bytes]],
     body: bytes,
     etag: bytes,
     if_none_match: bytes | None,
     head_only: bool,
     send: Any,
 ) -> int:
-    """Send a held 200 with its ETag, or 304 for a current If-None-Match; the status sent."""
-    headers = start["headers"]
-    headers.append((b"etag", etag))
+    """Send a 200 whose headers carry its ETag, or 304 for a current If-None-Match; the
+    status sent. A route's answer and a cached one go out the same way."""
     if if_none_match is not None and none_match(
         if_none_match.decode("latin-1"), etag.decode("latin-1")
     ):
@@ -539,7 +523,7 @@ async def _tagged(
         await send({"type": "http.response.start", "status": 304, "headers": kept})
         await send({"type": "http.response.body", "body": b""})
         return 304
-    await send(start)
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head_only else body})
     return 200
 

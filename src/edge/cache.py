@@ -148,10 +148,12 @@ class ResponseCache:
 
     async def reach(self, position: int, wait_s: float) -> bool:
         """Wait (at most `wait_s` seconds) until every change through `position` is
-        applied here; False if it was not (or the log is disconnected)."""
+        applied here; False if it was not (or the log is disconnected): the read that asked
+        goes to the database, counted as a bypass."""
         if self.applied >= position:
             return True
         if not self.connected or wait_s <= 0:
+            self.stats.bypasses += 1
             return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((position, future))
@@ -161,7 +163,10 @@ class ResponseCache:
         if not future.done():
             future.cancel()
             self._waiters = [(w, f) for w, f in self._waiters if f is not future]
-        return self.connected and self.applied >= position
+        if self.connected and self.applied >= position:
+            return True
+        self.stats.bypasses += 1
+        return False
 
     def disconnect(self) -> None:
         """The log lost the database: serve and store nothing until it is back and caught

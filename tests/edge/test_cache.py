@@ -116,12 +116,10 @@ async def test_reach_waits_for_the_position_or_gives_up() -> None:
     assert await cache.reach(10, 0)  # there already
     assert not await cache.reach(11, 0)  # not there, and no waiting asked for
 
-    async def deliver() -> None:
-        cache.invalidate(11, ["brands"])
-
-    waiting = asyncio.create_task(cache.reach(11, 5))
-    await asyncio.sleep(0)  # let it start waiting (a step, not a wait for time)
-    await deliver()
-    assert await waiting
+    # Change 11 is applied once `reach` waits for it (call_soon runs at its first await).
+    asyncio.get_running_loop().call_soon(cache.invalidate, 11, ["brands"])
+    assert await cache.reach(11, 5)
+    assert cache.stats.bypasses == 1  # only the one that was not waited for
     cache.disconnect()
     assert not await cache.reach(12, 5)  # disconnected: read the database instead, at once
+    assert cache.stats.bypasses == 2
