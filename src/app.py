@@ -56,7 +56,7 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def create_app(settings: Settings | None = None) -> Lihil:
+def create_app(settings: Settings | None = None) -> Edge:
     return _build(settings or load_settings())[0]
 
 
@@ -67,7 +67,7 @@ def contract_documents(settings: Settings) -> dict[str, Any]:
     return {"openapi": web.openapi(), "asyncapi": web.asyncapi()}
 
 
-def _build(settings: Settings) -> tuple[Lihil, Web]:
+def _build(settings: Settings) -> tuple[Edge, Web]:
     patch_lihil()
     install_problem_solver()
     quiet_uvicorn_log()
@@ -129,17 +129,10 @@ def _build(settings: Settings) -> tuple[Lihil, Web]:
             await asyncio.wait_for(pool.close(), timeout=10)
 
     routes = [route for component in components for route in component.routes()]
-
-    def edge(inner: Any) -> Edge:
-        http = [r for r in routes if not isinstance(r, WebSocketRoute)]
-        websocket = [r for r in routes if isinstance(r, WebSocketRoute)]
-        return Edge(inner, RouteTable(http, websocket), settings, metrics.observe, cache)
-
     app = Lihil(
         *routes,
         app_config=AppConfig(VERSION=VERSION, oas=OASConfig(TITLE="Catalog API")),
         lifespan=lifespan,
-        middlewares=[edge],
     )
     without_builtin_pages(app)
     app.graph.register_singleton(settings, Settings)
@@ -149,4 +142,9 @@ def _build(settings: Settings) -> tuple[Lihil, Web]:
         for instance, kind in component.providers():
             app.graph.register_singleton(instance, kind)
     app.graph.node(database_not_ready)
-    return app, web
+    # The edge is the outermost app: it calls the routes itself and hands lihil the
+    # lifespan only (as lihil's middleware it cost a wrapper and a closure per request).
+    http = [r for r in routes if not isinstance(r, WebSocketRoute)]
+    websocket = [r for r in routes if isinstance(r, WebSocketRoute)]
+    table = RouteTable(http, websocket)
+    return Edge(app, table, settings, metrics.observe, cache), web

@@ -56,5 +56,10 @@ def test_a_live_server_logs_its_lines_as_json_with_request_ids(database_url: str
         line = process.wait_for('"request_id": "trace-42"')
         entry = json.loads(line)
         assert entry["logger"] == "uvicorn.access" and "GET /brands/1" in entry["message"]
+        # Again: a hit of the response cache, answered without an ASGI request, logged alike.
+        response = httpx.get(f"{server.http}/brands/1", headers={"X-Request-ID": "trace-43"})
+        assert response.headers["x-request-id"] == "trace-43"
+        entry = json.loads(process.wait_for('"request_id": "trace-43"'))
+        assert entry["logger"] == "uvicorn.access" and "GET /brands/1" in entry["message"]
     finally:
         process.stop()

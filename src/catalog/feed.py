@@ -132,6 +132,10 @@ class CatalogFeed:
             asyncio.create_task(self._listen(conn), name="catalog-feed"),
             asyncio.create_task(self._prune(db), name="catalog-feed-prune"),
         ]
+        # Serving starts caught up: the first catch-up connects the response cache, so hits
+        # begin with the first requests (else they bypass it until the listener ran once).
+        with contextlib.suppress(FeedUnavailable):
+            await self.sync()
 
     async def stop(self) -> None:
         for task in self._tasks:

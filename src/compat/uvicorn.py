@@ -16,6 +16,10 @@ do nothing here and which a subclass overrides:
     body_received()             the request is read to its end (body included, if any)
     head_awaited()              a response is complete; the connection idles for a head
     unparseable(reason)         httptools refused the bytes (a malformed request)
+    answer_at_once(method, path, query, headers)
+                                a whole answer for a bodiless keep-alive request that no
+                                earlier request on the connection is still answering, or
+                                None; see `Immediate` below
     upgrade_refused(target, headers)
                                 a WebSocket handshake is about to be handed over
     upgraded()                  it was: the socket belongs to the WebSocket protocol now
@@ -29,7 +33,7 @@ it is counted by a subclass's `data_received`.)
 
 A hook that returns bytes refuses the request with them: the whole raw answer, or b"" to
 close without one. The services a subclass uses instead of uvicorn's attributes are
-`event_loop`, `default_headers`, `open_connections`, `uncount`, `answering`,
+`event_loop`, `default_headers`, `log_access`, `open_connections`, `uncount`, `answering`,
 `response_started`, `finished`, `answer_and_close` and `close`.
 
 Also here: uvicorn's error log (two lines it logs that are not the server's errors,
@@ -49,10 +53,14 @@ from typing import Any
 
 import httptools
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 PACKAGE = "uvicorn"
 WRITTEN_FOR = "0.54.0"
+
+
+# What `answer_at_once` gives: status, headers besides the server's own, body.
+Immediate = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 class _Refused(Exception):
@@ -65,6 +73,7 @@ class HookedHttpToolsProtocol(HttpToolsProtocol):
     _refusal: bytes | None = None  # the answer a hook gave while httptools was parsing
     _finished = False  # answered, closed or handed over: nothing more is read or served
     _body_due = False  # a request began in this read; its body may still be to come
+    _immediate: bytes | None = None  # the answer given at once, written once the request ends
 
     # -- hooks (override them) -----------------------------------------------------------
 
@@ -78,6 +87,12 @@ class HookedHttpToolsProtocol(HttpToolsProtocol):
         self, method: bytes, version: str, target: bytes, headers: list[tuple[bytes, bytes]]
     ) -> bytes | None:
         """The whole head (header names in lower case); bytes to refuse the request."""
+        return None
+
+    def answer_at_once(
+        self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> Immediate | None:
+        """The whole answer to a request, without the app, or None (the app is asked)."""
         return None
 
     def body_awaited(self) -> None:
@@ -118,6 +133,15 @@ class HookedHttpToolsProtocol(HttpToolsProtocol):
     def default_headers(self) -> list[tuple[bytes, bytes]]:
         """uvicorn's headers for every response (`server`, `date`), kept up to date."""
         return self.server_state.default_headers
+
+    def log_access(self, method: str, path: str, query: bytes, status: int) -> None:
+        """uvicorn's access line, for a request answered at once (if its access log is on)."""
+        if self.access_log:
+            target = path + "?" + query.decode("ascii") if query else path
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+            self.access_logger.info(
+                '%s - "%s %s HTTP/%s" %d', client, method, target, "1.1", status
+            )
 
     @property
     def open_connections(self) -> int:
@@ -246,6 +270,9 @@ class HookedHttpToolsProtocol(HttpToolsProtocol):
         )
         if answer is not None:
             self._refuse(answer)
+        if (immediate := self._at_once(parser)) is not None:
+            self._immediate = immediate  # no cycle: uvicorn never sees this request
+            return
         earlier = self.cycle
         super().on_headers_complete()
         cycle = self.cycle
@@ -254,8 +281,55 @@ class HookedHttpToolsProtocol(HttpToolsProtocol):
         if cycle is not earlier and not (self.pipeline and self.pipeline[0][0] is cycle):
             self._body_due = True  # `body_awaited` at the end of this read, if still due
 
+    def _at_once(self, parser: httptools.HttpRequestParser) -> bytes | None:
+        """The answer `answer_at_once` gives, framed, when the request may be answered
+        here: a GET or HEAD, HTTP/1.1 kept alive, no body, no upgrade, a plain path (no
+        percent-escape, what uvicorn would unquote; no root path), nothing answering or
+        queued before it, the client reading what it is sent. Else None: uvicorn serves it."""
+        method = parser.get_method()
+        if method != b"GET" and method != b"HEAD":
+            return None
+        cycle, target = self.cycle, self.url
+        if (
+            (cycle is not None and not cycle.response_complete)
+            or self.pipeline
+            or self.flow.write_paused
+            or self.root_path
+            or not parser.should_keep_alive()
+            or parser.get_http_version() != "1.1"
+            or parser.should_upgrade()
+            or target[:1] != b"/"
+            or not target.isascii()
+            or b"%" in target
+            or b"#" in target
+        ):
+            return None
+        for name, value in self.headers:
+            if name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+                return None
+            if name == b"x-forwarded-for" and self.access_log:
+                return None  # the access line names the client uvicorn's proxy middleware finds
+        path, _, query = target.partition(b"?")
+        answer = self.answer_at_once(method.decode(), path.decode(), query, self.headers)
+        if answer is None:
+            return None
+        status, headers, body = answer
+        # As uvicorn's `send` frames an answer, less its checks of each header: the app
+        # gives these headers whole and valid (`answer_at_once`'s contract).
+        content = [STATUS_LINE[status]]
+        for name, value in (*self.server_state.default_headers, *headers):
+            content += (name, b": ", value, b"\r\n")
+        content += (b"\r\n", body)
+        return b"".join(content)
+
     def on_message_complete(self) -> None:
         self._body_due = False  # a request without a body: nothing to wait for
+        if (immediate := self._immediate) is not None:
+            self._immediate = None
+            self.body_received()
+            self.transport.write(immediate)
+            self.on_response_complete()  # as after an app's answer: keep-alive, next head
+            return
         super().on_message_complete()
         self.body_received()
 
@@ -317,6 +391,18 @@ def quiet_uvicorn_log() -> None:
     logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _QuietFilter) for f in logger.filters):
         logger.addFilter(_QuietFilter())
+
+
+def offered(app: Any, name: str) -> Any:
+    """The attribute `name` of the ASGI app uvicorn serves, looked up through the
+    middlewares uvicorn wraps it in (each keeps the app it wraps as `.app`), or None."""
+    for _ in range(8):
+        if app is None:
+            return None
+        if (found := getattr(app, name, None)) is not None:
+            return found
+        app = getattr(app, "app", None)
+    return None
 
 
 def server_of(signal_handler: Any) -> uvicorn.Server | None:

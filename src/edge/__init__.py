@@ -20,6 +20,11 @@ with an ETag (304 for a current If-None-Match; HEAD gets the head only), and the
 counted and timed by route template. An exception that escapes before the response started
 becomes a problem (500, logged); a client gone mid-body is not an error.
 
+A cacheable GET (`@operation(cache=...)`) that the response cache holds is answered once
+it has passed 1, 2, 3 and 6, without calling the route (`_from_cache`); `answer_now` gives
+the same answer to the HTTP protocol, before any ASGI request is made of the head
+(`src.server`), and declines everything else, which then comes here.
+
 WebSocket handshakes: Host (400), route (404), Origin (accepted, then closed 4403),
 connections per address (1013). What an error means is decided in `src.errors`; this
 module only puts it on the wire.
@@ -75,6 +80,8 @@ POSITION = b"catalog-position"
 POSITION_MESSAGE = "must be a change id: a decimal integer from 0 to 2^63-1, as a write answered"
 
 Observe = Callable[[str, str, int, float], None]
+# A whole answer: status, headers (besides the server's own), body.
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 def address_of(scope: Scope, trusted: tuple[Network, ...]) -> str:
@@ -134,7 +141,8 @@ class _Head:
 
 
 class Edge:
-    """The app's only middleware (see the module docstring)."""
+    """The served app: in front of lihil, which it hands the lifespan (see the module
+    docstring)."""
 
     def __init__(
         self,
@@ -168,17 +176,9 @@ class Edge:
     async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
         started = time.perf_counter()
         head = _Head(scope["headers"])
-        sent_id = head.request_id.decode("latin-1") if head.request_id else ""
-        rid = sent_id if sent_id and SANE_ID.fullmatch(sent_id) else new_request_id()
+        rid, extra = self._identified(head)
         token = request_id.set(rid)
         method = scope["method"]
-        extra = [(b"x-request-id", rid.encode()), *SECURITY_HEADERS]
-        if head.origin is not None and self.hosts.origin_allowed(head.origin):
-            extra += [
-                (b"access-control-allow-origin", head.origin),
-                (b"access-control-expose-headers", EXPOSE_HEADERS),
-                (b"vary", b"Origin"),
-            ]
         tag = method in ("GET", "HEAD")
         head_only = method == "HEAD"
         status = 500
@@ -212,9 +212,8 @@ class Edge:
                     whole = b"".join(body)
                     etag = etag_of(whole).encode()
                     headers = [*start["headers"], (b"etag", etag)]
-                    status = await _answer(
-                        headers, whole, etag, head.if_none_match, head_only, send
-                    )
+                    answer = _shaped(headers, whole, etag, head.if_none_match, head_only)
+                    status = await _send_answer(answer, send)
                     if kept and key is not None and cache is not None:
                         tags_of, path_params = depends
                         tags = frozenset(tags_of(path_params, dict(head.query)))
@@ -257,9 +256,9 @@ class Edge:
             if tags_of is not None and cache is not None:  # a cacheable GET
                 key = _cache_key(scope["path"], head.query)
                 depends = (tags_of, params)  # worked out on a miss only
-                sent = await self._from_cache(key, head, head_only, extra, send)
-                if sent is not None:
-                    status = sent
+                answer = await self._from_cache(key, head, head_only, extra)
+                if answer is not None:
+                    status = await _send_answer(answer, send)
                     return
             if head_only:  # a copy: the server reads its own scope's method (HEAD: no body)
                 scope = {**scope, "method": "GET"}
@@ -280,14 +279,9 @@ class Edge:
             request_id.reset(token)
 
     async def _from_cache(
-        self,
-        key: str,
-        head: _Head,
-        head_only: bool,
-        extra: list[tuple[bytes, bytes]],
-        send: Any,
-    ) -> int | None:
-        """Answer from the response cache: the status sent, or None to ask the route. With
+        self, key: str, head: _Head, head_only: bool, extra: list[tuple[bytes, bytes]]
+    ) -> Answer | None:
+        """The answer the response cache holds, or None to ask the route. With
         `Catalog-Position`, only once every change through it is applied here (waiting at
         most CACHE_WAIT_MS); else the route reads the database, which has it."""
         cache = self.cache
@@ -295,12 +289,55 @@ class Edge:
         if head.wanted is not None and not await cache.reach(head.wanted, self.cache_wait):
             return None
         entry = cache.lookup(key)
+        return None if entry is None else _from_entry(entry, cache, head, head_only, extra)
+
+    def answer_now(
+        self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> Answer | None:
+        """The whole answer to a request the response cache answers, at once (no await), or
+        None: the request takes the usual way, which also answers whatever this declines
+        (a miss, a refusal, a position still to wait for). The HTTP protocol asks this
+        before it makes an ASGI request of a head (`src.server`), so a hit costs no task,
+        no ASGI messages and one write; what it answers is what `_http` would have."""
+        cache = self.cache
+        if cache is None or (method != "GET" and method != "HEAD"):
+            return None
+        started = time.perf_counter()
+        found = self.table.match(path, websocket=False)
+        if found is None:
+            return None
+        head = _Head(headers)
+        try:
+            endpoint = self._admit(
+                {"method": method, "path": path, "query_string": query}, head, found
+            )
+        except AppError:
+            return None
+        if isinstance(endpoint, str) or endpoint.cache is None:
+            return None
+        if head.wanted is not None and cache.applied < head.wanted:
+            return None  # the usual way waits for the feed
+        entry = cache.peek(_cache_key(path, head.query))
         if entry is None:
             return None
-        # The entry is current through every change applied here, not only its own fill.
-        position = (POSITION, str(max(entry.position, cache.applied)).encode())
-        headers = [*entry.headers, position, *extra]
-        return await _answer(headers, entry.body, entry.etag, head.if_none_match, head_only, send)
+        _, extra = self._identified(head)
+        answer = _from_entry(entry, cache, head, method == "HEAD", extra)
+        self.observe(method, found[0].template, answer[0], time.perf_counter() - started)
+        return answer
+
+    def _identified(self, head: _Head) -> tuple[str, list[tuple[bytes, bytes]]]:
+        """The request's id (as sent, when sane) and the headers every answer to it gets:
+        that id, the security headers, and CORS's for an allowed Origin."""
+        sent_id = head.request_id.decode("latin-1") if head.request_id else ""
+        rid = sent_id if sent_id and SANE_ID.fullmatch(sent_id) else new_request_id()
+        extra = [(b"x-request-id", rid.encode()), *SECURITY_HEADERS]
+        if head.origin is not None and self.hosts.origin_allowed(head.origin):
+            extra += [
+                (b"access-control-allow-origin", head.origin),
+                (b"access-control-expose-headers", EXPOSE_HEADERS),
+                (b"vary", b"Origin"),
+            ]
+        return rid, extra
 
     def _admit(
         self, scope: Scope, head: _Head, found: tuple[Resource, dict[str, str]] | None
@@ -506,26 +543,43 @@ def _cache_key(path: str, pairs: list[tuple[str, str]]) -> str:
     return path + "?" + "&".join(f"{name}={value}" for name, value in sorted(pairs))
 
 
-async def _answer(
+def _from_entry(
+    entry: Entry,
+    cache: ResponseCache,
+    head: _Head,
+    head_only: bool,
+    extra: list[tuple[bytes, bytes]],
+) -> Answer:
+    """The answer a cache entry gives this request."""
+    # The entry is current through every change applied here, not only its own fill.
+    position = (POSITION, str(max(entry.position, cache.applied)).encode())
+    headers = [*entry.headers, position, *extra]
+    return _shaped(headers, entry.body, entry.etag, head.if_none_match, head_only)
+
+
+def _shaped(
     headers: list[tuple[bytes, bytes]],
     body: bytes,
     etag: bytes,
     if_none_match: bytes | None,
     head_only: bool,
-    send: Any,
-) -> int:
-    """Send a 200 whose headers carry its ETag, or 304 for a current If-None-Match; the
-    status sent. A route's answer and a cached one go out the same way."""
+) -> Answer:
+    """A 200 whose headers carry its ETag, or 304 for a current If-None-Match. A route's
+    answer and a cached one take this shape."""
     if if_none_match is not None and none_match(
         if_none_match.decode("latin-1"), etag.decode("latin-1")
     ):
         kept = [(k, v) for k, v in headers if k not in (b"content-length", b"content-type")]
-        await send({"type": "http.response.start", "status": 304, "headers": kept})
-        await send({"type": "http.response.body", "body": b""})
-        return 304
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head_only else body})
-    return 200
+        return 304, kept, b""
+    return 200, headers, b"" if head_only else body
+
+
+async def _send_answer(answer: Answer, send: Any) -> int:
+    """Send an answer as ASGI messages; its status."""
+    status, headers, body = answer
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return status
 
 
 def _taggable(headers: Any) -> list[tuple[bytes, bytes]] | None:

@@ -73,12 +73,21 @@ class ResponseCache:
         return self.connected and self.applied >= self.ahead
 
     def lookup(self, key: str) -> Entry | None:
+        """The entry to answer with, or None (a miss, or a bypass: counted)."""
+        entry = self.peek(key)
+        if entry is None:
+            if self.serving:
+                self.stats.misses += 1
+            else:
+                self.stats.bypasses += 1
+        return entry
+
+    def peek(self, key: str) -> Entry | None:
+        """`lookup` counting hits only: for a first try whose miss is looked up again."""
         if not self.serving:
-            self.stats.bypasses += 1
             return None
         entry = self._entries.get(key)
         if entry is None:
-            self.stats.misses += 1
             return None
         self._entries.move_to_end(key)
         self.stats.hits += 1

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from lihil.vendors import TestClient
 
@@ -14,7 +15,7 @@ from src.app import create_app
 from src.catalog import queries
 from src.config import Settings
 from src.edge.cache import ResponseCache
-from tests.helpers import AUTH, make_settings
+from tests.helpers import AUTH, LiveServer, make_settings
 
 WAIT_S = 10
 
@@ -187,6 +188,18 @@ def test_a_position_the_feed_has_not_reached_reads_the_database(cached: TestClie
     assert cache_counts(cached)['catalog_cache_requests_total{result="bypass"}'] >= 1
 
 
+def test_the_cache_serves_from_the_first_request(settings: Settings) -> None:
+    """The app starts serving once its feed has caught up: the first read is a miss that
+    fills, not a bypass (which it was whenever it came before the listener's first run)."""
+    with TestClient(create_app(settings)) as client:
+        client.get("/products/3")
+        client.get("/products/3")
+        counts = cache_counts(client)
+    assert counts['catalog_cache_requests_total{result="bypass"}'] == 0
+    assert counts['catalog_cache_requests_total{result="miss"}'] == 1
+    assert counts['catalog_cache_requests_total{result="hit"}'] == 1
+
+
 def test_bounded_and_off(database_url: str) -> None:
     small = make_settings(DATABASE_URL=database_url, CACHE_MAX_ENTRIES=2, CACHE_WAIT_MS=50)
     with TestClient(create_app(small)) as client:
@@ -197,3 +210,50 @@ def test_bounded_and_off(database_url: str) -> None:
     with TestClient(create_app(off)) as client:
         assert client.get("/products/1").headers["catalog-position"]
         assert not any(k.startswith("catalog_cache_") for k in cache_counts(client))
+
+
+async def read_answer(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    """One HTTP/1.1 answer: status line, headers (lower-case names), body (by length)."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT_S)
+    status, *lines = head[:-4].split(b"\r\n")
+    headers = dict(line.lower().split(b": ", 1) for line in lines)
+    length = int(headers.get(b"content-length", b"0"))
+    return status, headers, await asyncio.wait_for(reader.readexactly(length), WAIT_S)
+
+
+async def test_hits_served_by_the_protocol_answer_as_the_app_does(live_server: LiveServer) -> None:
+    """Served as `make run` serves it (src.server.HttpProtocol), a hit is answered before
+    any ASGI request is made: the same answer as through the app, in order among pipelined
+    requests, 304 for a current tag, and counted in both metrics."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", live_server.port)
+    get = b"GET /products/12 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    brands = b"GET /brands HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    try:
+        writer.write(get)
+        status, first, body = await read_answer(reader)  # a miss, through the app
+        assert status == b"HTTP/1.1 200 OK"
+        writer.write(get + brands + get)  # a hit, a miss the app answers, a hit
+        answers = [await read_answer(reader) for _ in range(3)]
+        assert [a[2] for a in answers] == [body, answers[1][2], body]
+        assert answers[1][2].startswith(b"[") and b'"brand_id"' in answers[1][2]
+        varying = (b"date", b"x-request-id")
+        same = {k: v for k, v in first.items() if k not in varying}
+        for _, headers, _ in (answers[0], answers[2]):
+            assert {k: v for k, v in headers.items() if k not in varying} == same
+        tagged = get.replace(b"\r\n\r\n", b"\r\nIf-None-Match: " + first[b"etag"] + b"\r\n\r\n")
+        writer.write(tagged)
+        status, headers, body = await read_answer(reader)
+        assert (status, body, headers[b"etag"]) == (
+            b"HTTP/1.1 304 Not Modified",
+            b"",
+            first[b"etag"],
+        )
+    finally:
+        writer.close()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{live_server.port}") as client:
+        metrics = (await client.get("/metrics")).text
+    assert 'catalog_cache_requests_total{result="hit"} 3.0' in metrics
+    assert (
+        'catalog_http_requests_total{method="GET",route="/products/{product_id}",status="200"} 3.0'
+        in metrics
+    )

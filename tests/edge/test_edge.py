@@ -17,6 +17,7 @@ from lihil import Param
 from starlette.requests import Request
 
 from src.edge import Edge
+from src.edge.cache import ResponseCache
 from src.edge.routes import RouteTable, operation
 from src.errors import Unauthorized
 from tests.helpers import AUTH, LiveServer, make_settings
@@ -406,3 +407,115 @@ async def test_a_client_gone_mid_body_is_counted_499_and_logged_nowhere(
     assert 'status="500"' not in text
     lines = live_server.process.lines
     assert not [line for line in lines if "ERROR" in line or "Traceback" in line], lines
+
+
+# -- answers given at once (Edge.answer_now) ------------------------------------------------
+
+
+def item_tags(path: dict[str, str], query: dict[str, str]) -> set[str]:
+    return {"item:" + path["item_id"]}
+
+
+@operation("getCachedItem", "Get an item", cache=item_tags)
+async def get_cached_item(item_id: int) -> None: ...
+
+
+class PositionedRoute(FakeRoute):
+    """A cacheable route: its 200 carries the position its read saw, as catalog reads do."""
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        self.scopes.append(scope)
+        body = b'{"item_id":' + scope["path_params"]["item_id"].encode() + b"}"
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"catalog-position", b"7"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class CachedService(Service):
+    """`Service` with a response cache, connected at position 7, and a cacheable route."""
+
+    def __init__(self, **settings: object) -> None:
+        super().__init__(**settings)
+        self.cached = PositionedRoute("/cached/{item_id}", {"GET": get_cached_item})
+        self.cache = ResponseCache(100)
+        self.cache.connect(7)
+        table = RouteTable([self.items, self.item, self.cached], [self.echo])
+        self.edge = Edge(
+            self._unreachable, table, make_settings(**settings), self._observe, self.cache
+        )
+
+    def now(
+        self, path: str, query: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None
+    ) -> Any:
+        return self.edge.answer_now(
+            "GET", path, query, [(b"host", b"localhost:8000"), *(headers or [])]
+        )
+
+
+async def test_answer_now_gives_what_the_asgi_path_answers_for_a_hit() -> None:
+    service = CachedService()
+    assert service.now("/cached/1") is None  # a miss: the usual way fills it
+    assert service.cache.stats.misses == 0  # not counted: the usual way counts it
+    first = await service.request("GET", "/cached/1")
+    assert len(service.cached.scopes) == 1
+    asgi = await service.request("GET", "/cached/1")  # a hit through ASGI
+    now = service.now("/cached/1")
+    assert len(service.cached.scopes) == 1  # neither reached the route
+    assert now is not None
+    status, headers, body = now
+    assert (status, body) == (200, first[2]) == (asgi[0], asgi[2])
+    assert [name for name, _ in headers] == list(asgi[1])
+    without_id = {k: v for k, v in asgi[1].items() if k != b"x-request-id"}
+    assert {k: v for k, v in headers if k != b"x-request-id"} == without_id
+    assert service.observed[-1] == ("GET", "/cached/{item_id}", 200)
+    assert service.cache.stats.hits == 2
+
+
+async def test_answer_now_honours_if_none_match_and_head() -> None:
+    service = CachedService()
+    _, headers, _ = await service.request("GET", "/cached/2")
+    etag = headers[b"etag"]
+    status, sent, body = service.now("/cached/2", headers=[(b"if-none-match", etag)])
+    assert (status, body) == (304, b"")
+    assert b"content-length" not in dict(sent) and dict(sent)[b"etag"] == etag
+    host = [(b"host", b"localhost:8000")]
+    head = service.edge.answer_now("HEAD", "/cached/2", b"", host)
+    assert head is not None
+    status, sent, body = head
+    assert (status, body) == (200, b"")
+    assert dict(sent)[b"content-length"] == b"13"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "headers"),
+    [
+        ("POST", "/cached/3", b"", []),  # not a read
+        ("GET", "/items/3", b"", []),  # not cacheable
+        ("GET", "/nope", b"", []),  # no route
+        ("GET", "/cached/03", b"", []),  # not canonical: the usual way answers 422
+        ("GET", "/cached/3", b"a=1&a=2", []),  # repeated: 422
+        ("GET", "/cached/3", b"", [(b"host", b"evil.example")]),  # a second Host: 400
+        ("GET", "/cached/3", b"", [(b"catalog-position", b"8")]),  # the feed is at 7: wait
+        ("GET", "/cached/3", b"", [(b"catalog-position", b"x")]),  # 422
+    ],
+)
+async def test_answer_now_declines_what_the_usual_way_must_answer(
+    method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    service = CachedService()
+    await service.request("GET", "/cached/3")  # held
+    assert service.now("/cached/3") is not None
+    host = [(b"host", b"localhost:8000"), *headers]
+    assert service.edge.answer_now(method, path, query, host) is None
+
+
+async def test_answer_now_serves_nothing_while_the_feed_is_away_or_the_cache_off() -> None:
+    service = CachedService()
+    await service.request("GET", "/cached/4")
+    service.cache.disconnect()
+    assert service.now("/cached/4") is None
+    assert Service().edge.answer_now("GET", "/items/1", b"", []) is None  # no cache

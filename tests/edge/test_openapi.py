@@ -12,7 +12,7 @@ from src.app import create_app
 from src.edge.openapi import declared_operations
 from tests.helpers import make_settings
 
-ROUTES = create_app(make_settings()).routes
+ROUTES = create_app(make_settings()).app.routes  # type: ignore[attr-defined]  # the Lihil
 # What each handler declares beside it with @operation, (method, path) -> Operation.
 OPERATIONS = declared_operations(ROUTES)
 
