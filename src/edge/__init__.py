@@ -304,16 +304,14 @@ class Edge:
             return None
         started = time.perf_counter()
         found = self.table.match(path, websocket=False)
-        if found is None:
+        if found is None or (endpoint := found[0].endpoint(method)) is None:
             return None
+        if endpoint.cache is None:
+            return None  # not cacheable: no header read for nothing
         head = _Head(headers)
         try:
-            endpoint = self._admit(
-                {"method": method, "path": path, "query_string": query}, head, found
-            )
+            self._admit({"method": method, "path": path, "query_string": query}, head, found)
         except AppError:
-            return None
-        if isinstance(endpoint, str) or endpoint.cache is None:
             return None
         if head.wanted is not None and cache.applied < head.wanted:
             return None  # the usual way waits for the feed

@@ -148,6 +148,21 @@ def test_a_change_in_plain_sql_drops_the_answer_once_the_feed_delivers_it(
     assert cached.get("/skus/77").json()["price"] == sku["price"] + 1
 
 
+def test_a_sku_moved_in_plain_sql_drops_both_products_sku_pages(
+    cached: TestClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old product's SKU page is dropped too (the move used to name only the new
+    product: that page was served with the SKU in it until something else touched it)."""
+    left = Applied(monkeypatch, "product-skus:31")
+    old_page = cached.get("/products/31/skus").json()
+    sku_id = old_page["items"][0]["sku_id"]
+    assert cached.get("/products/31/skus").json() == old_page  # a hit
+    run(execute(database_url, "UPDATE sku SET product_id = 32 WHERE sku_id = $1", sku_id))
+    left.wait()
+    assert sku_id not in [s["sku_id"] for s in cached.get("/products/31/skus").json()["items"]]
+    assert cached.get(f"/skus/{sku_id}").json()["product_id"] == 32
+
+
 def test_a_current_tag_is_304_from_memory_without_the_database(
     cached: TestClient, database_url: str
 ) -> None:

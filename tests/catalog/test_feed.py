@@ -471,6 +471,36 @@ async def test_sku_changes_reach_the_feed_as_the_api_shows_the_sku(
         jsonschema_rs.validate(CHANGE_SCHEMA, {**got[0], "type": "sku.deleted"})
 
 
+async def test_a_sku_moved_in_plain_sql_leaves_its_old_product_and_arrives_at_the_new(
+    live_server: LiveServer, sql: asyncpg.Connection
+) -> None:
+    """The API cannot move a SKU; plain SQL can. The move is `sku.deleted` under the old
+    product, then `sku.created` under the new one, so a listener of either product sees
+    its side (it was one `sku.updated` under the new product only: the old product's
+    listeners never saw the SKU leave)."""
+    old, new = 21, 22
+    sku_id = await sql.fetchval("SELECT min(sku_id) FROM sku WHERE product_id = $1", old)
+    base = live_server.ws + "/ws/catalog?product_id="
+    async with FeedClient(f"{base}{old}") as left, FeedClient(f"{base}{new}") as arrived:
+        _, change_id = await write(
+            sql, "UPDATE sku SET product_id = $2 WHERE sku_id = $1 RETURNING 0", sku_id, new
+        )
+        await left.reach(change_id - 1)
+        await arrived.reach(change_id)
+    assert [(c["id"], c["type"], c["data"]) for c in left.frames] == [
+        (change_id - 1, "sku.deleted", {"sku_id": sku_id, "product_id": old})
+    ]
+    ((arrival_id, kind, data),) = [(c["id"], c["type"], c["data"]) for c in arrived.frames]
+    assert (arrival_id, kind, data["sku_id"], data["product_id"]) == (
+        change_id,
+        "sku.created",
+        sku_id,
+        new,
+    )
+    for change in (*left.frames, *arrived.frames):
+        jsonschema_rs.validate(CHANGE_SCHEMA, change)
+
+
 async def test_filtered_feeds_deliver_exactly_their_brand_s_or_product_s_changes(
     live_server: LiveServer, sql: asyncpg.Connection
 ) -> None:
