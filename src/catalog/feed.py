@@ -106,6 +106,7 @@ class CatalogFeed:
         self.position = 0  # the id of the newest change handed to subscribers
         self.delivered_at = 0.0  # when the listener last caught up (time.time())
         self._subscribers: dict[str, list[Deliver]] = {}  # topic -> its subscribers
+        self._gap_listeners: list[Callable[[str], None]] = []  # see `on_gap`
         self._wake = asyncio.Event()
         self._requested = self._completed = 0  # catch-ups asked for by `sync`, and done
         self._progress = asyncio.Event()
@@ -193,6 +194,17 @@ class CatalogFeed:
                 async with asyncio.timeout(self.settings.CATALOG_FEED_POLL_S):
                     await self._wake.wait()
 
+    @contextlib.contextmanager
+    def on_gap(self, listener: Callable[[str], None]) -> Iterator[None]:
+        """While the block runs, call `listener` with a reason when changes are lost to
+        this process: pruned before its listener read them (it was cut off from the
+        database for longer than CATALOG_FEED_RETENTION). A live client missed them."""
+        self._gap_listeners.append(listener)
+        try:
+            yield
+        finally:
+            self._gap_listeners.remove(listener)
+
     def _notified(self, *_: Any) -> None:
         self._wake.set()
 
@@ -200,14 +212,14 @@ class CatalogFeed:
         while True:
             pruned_through, changes = await queries.changes_after(conn, after=self.position)
             if pruned_through > self.position:  # pruned before it was read: gone for all
-                log.warning(
-                    "catalog feed: changes %d..%d were pruned before the feed read them",
-                    self.position + 1,
-                    pruned_through,
-                )
+                lost = f"changes {self.position + 1}..{pruned_through}"
+                log.warning("catalog feed: %s were pruned before the feed read them", lost)
                 self.position = pruned_through
                 if self.cache is not None:  # what they touched is unknown: forget it all
                     self.cache.forget(pruned_through)
+                reason = f"{lost} were pruned before this server read them: reload"
+                for listener in tuple(self._gap_listeners):
+                    listener(reason)
             cache = self.cache
             for change in changes:
                 self.position = change.id

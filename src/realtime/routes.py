@@ -194,7 +194,8 @@ async def catalog(
     if since is None:
         since = listener.accepted_after
     peer.hold()  # live changes queue up behind the replay
-    with registry.subscription(only.topic, peer, source=feed):
+    missed = feed.on_gap(lambda reason: peer.close(Close.GONE, reason))  # lost changes: 4410
+    with registry.subscription(only.topic, peer, source=feed), missed:
         # Read with the subscription in place: live frames from here on have larger ids.
         through = feed.position
         if since < through:

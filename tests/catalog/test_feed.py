@@ -255,6 +255,23 @@ async def test_after_older_than_the_retained_window_closes_4410(
     assert "older than the retained changes" in reason and "reload" in reason
 
 
+async def test_changes_pruned_before_the_feed_read_them_close_live_clients_4410(
+    live_server: LiveServer, sql: asyncpg.Connection
+) -> None:
+    """A change pruned before this server's feed read it (here in the transaction that made
+    it; in life, a server cut off from the database for longer than the retention) is lost
+    to its live clients: they are closed 4410, to reload, not left to miss it silently."""
+    async with websockets.connect(f"{live_server.ws}/ws/catalog?after=0") as ws:
+        await sql.execute("UPDATE product SET product_name = 'seen' WHERE product_id = 2")
+        assert (await recv_json(ws))["type"] == "product.updated"  # subscribed: live now
+        async with sql.transaction():
+            await sql.execute("UPDATE product SET product_name = 'lost' WHERE product_id = 1")
+            await queries.prune_changes(sql, older_than_s=-1)  # committed_at < now() + 1 s
+        code, reason = await close_of(ws)
+    assert code == 4410, reason
+    assert "pruned before this server read them" in reason and "reload" in reason
+
+
 async def test_after_0_replays_every_retained_change_even_after_pruning(
     live_server: LiveServer, sql: asyncpg.Connection
 ) -> None:
