@@ -16,11 +16,12 @@ A write read back on another worker. Two servers as served (A and B) on the one 
 no broker: B learns of a change through its own catalog feed (LISTEN/NOTIFY, then a read of
 the outbox). For each pair, sequentially: B reads a product (so B holds it), A renames it
 with PUT /products/{id}, then at once B reads it again sending the PUT's
-`Catalog-Position`; B answers once its feed has applied that change (or, after
-CACHE_WAIT_MS, from PostgreSQL). Timed from this process (http.client, one keep-alive
-connection per server). The same pairs without the header show what it prevents (answers
-older than the write), and plain hits on B the client's own share of a read. Every name
-changed is put back at the end.
+`Catalog-Position`; B's feed reads the database for that change (it does not wait for
+the NOTIFY), then B answers (or, if its feed cannot within CACHE_WAIT_MS, from
+PostgreSQL). Timed from this process (http.client, one keep-alive connection per server).
+The same pairs without the header show what it prevents (answers older than the write),
+and plain hits on B the client's own share of a read. Every name changed is put back at
+the end.
 """
 
 from __future__ import annotations
@@ -391,8 +392,8 @@ def report(results: Results, scale: Scale, elapsed: float) -> str:
         "",
         "B's cache over the pairs with the header (its /metrics): "
         f"{b.get('hit', 0):,.0f} hits, {b.get('miss', 0):,.0f} misses, "
-        f"{b.get('bypass', 0):,.0f} bypasses (a read that waited CACHE_WAIT_MS, 1,000 ms "
-        "by default, in vain, or found the feed behind), "
+        f"{b.get('bypass', 0):,.0f} bypasses (a read whose feed could not read the database "
+        "within CACHE_WAIT_MS, 1,000 ms by default, or was disconnected), "
         f"{b.get('invalidations', 0):,.0f} entries invalidated. With the header B answers once "
         "its feed has applied the change (which drops the product's entry), so from "
         "PostgreSQL (a miss); without it B answers with what it holds, older than the write "

@@ -147,4 +147,5 @@ def _build(settings: Settings) -> tuple[Edge, Web]:
     http = [r for r in routes if not isinstance(r, WebSocketRoute)]
     websocket = [r for r in routes if isinstance(r, WebSocketRoute)]
     table = RouteTable(http, websocket)
-    return Edge(app, table, settings, metrics.observe, cache), web
+    # A GET that names a position the cache has not reached has the feed read the database.
+    return Edge(app, table, settings, metrics.observe, cache, catalog.feed.caught_up), web

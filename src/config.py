@@ -92,7 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     CATALOG_FEED_POLL_S: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
     # Reads at memory speed (API.md): catalog GET answers kept in each process, dropped by the
     # feed's changes; at most CACHE_MAX_ENTRIES (least recently used out); a GET sending
-    # Catalog-Position waits at most CACHE_WAIT_MS for this process's feed to reach it.
+    # Catalog-Position the feed has not reached waits at most CACHE_WAIT_MS for it to read the
+    # database (then reads PostgreSQL itself).
     CACHE: Literal["on", "off"] = "on"
     CACHE_MAX_ENTRIES: PositiveInt = 10_000
     CACHE_WAIT_MS: Annotated[int, msgspec.Meta(ge=0, le=60_000)] = 1000

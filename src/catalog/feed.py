@@ -253,6 +253,15 @@ class CatalogFeed:
                 "the catalog feed cannot reach the database; try again later"
             ) from None
 
+    async def caught_up(self) -> bool:
+        """The response cache's catch-up (`src.edge.CatchUp`): True once every change
+        committed before the call is applied; False when the feed cannot reach the database."""
+        try:
+            await self.sync()
+        except FeedUnavailable:
+            return False
+        return True
+
     async def replay(
         self, db: Database, *, after: int, through: int, only: Filter = EVERYTHING
     ) -> AsyncIterator[str]:

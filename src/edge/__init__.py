@@ -32,8 +32,9 @@ module only puts it on the wire.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import ClientDisconnect
@@ -80,6 +81,9 @@ POSITION = b"catalog-position"
 POSITION_MESSAGE = "must be a change id: a decimal integer from 0 to 2^63-1, as a write answered"
 
 Observe = Callable[[str, str, int, float], None]
+# Has the cache's log read the database now: True once every change committed before the
+# call is applied to the cache; False when the log cannot reach the database.
+CatchUp = Callable[[], Awaitable[bool]]
 # A whole answer: status, headers (besides the server's own), body.
 Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 
@@ -151,9 +155,11 @@ class Edge:
         settings: Settings,
         observe: Observe,
         cache: ResponseCache | None = None,
+        catch_up: CatchUp | None = None,
     ):
         self.app, self.table, self.observe = app, table, observe
         self.cache, self.cache_wait = cache, settings.CACHE_WAIT_MS / 1000
+        self.catch_up = catch_up
         self.hosts = Hosts(settings)
         self.secret, self.audience = settings.JWT_SECRET, settings.JWT_AUDIENCE
         self.trusted = settings.trusted_proxies
@@ -256,7 +262,11 @@ class Edge:
             if tags_of is not None and cache is not None:  # a cacheable GET
                 key = _cache_key(scope["path"], head.query)
                 depends = (tags_of, params)  # worked out on a miss only
-                answer = await self._from_cache(key, head, head_only, extra)
+                try:
+                    answer = await self._from_cache(key, head, head_only, extra)
+                except AppError as exc:
+                    await _problem(scope, exc, _send)
+                    return
                 if answer is not None:
                     status = await _send_answer(answer, send)
                     return
@@ -282,14 +292,35 @@ class Edge:
         self, key: str, head: _Head, head_only: bool, extra: list[tuple[bytes, bytes]]
     ) -> Answer | None:
         """The answer the response cache holds, or None to ask the route. With
-        `Catalog-Position`, only once every change through it is applied here (waiting at
-        most CACHE_WAIT_MS); else the route reads the database, which has it."""
+        `Catalog-Position`, only once every change through it is applied here."""
         cache = self.cache
         assert cache is not None
-        if head.wanted is not None and not await cache.reach(head.wanted, self.cache_wait):
+        if head.wanted is not None and not await self._caught_up(cache, head.wanted):
+            cache.bypassed()
             return None
         entry = cache.lookup(key)
         return None if entry is None else _from_entry(entry, cache, head, head_only, extra)
+
+    async def _caught_up(self, cache: ResponseCache, wanted: int) -> bool:
+        """Whether every change through `wanted` is applied here, once the cache's log has
+        read the database (waiting at most CACHE_WAIT_MS). False: it could not (the route
+        reads the database, which has the change). A position beyond every change the
+        database has recorded is no write's: 422."""
+        if cache.has(wanted):
+            return True
+        if not cache.connected or self.catch_up is None:
+            return False
+        try:
+            async with asyncio.timeout(self.cache_wait):
+                read = await self.catch_up()
+        except TimeoutError:
+            return False
+        if not read or not cache.connected:
+            return False
+        if cache.applied < wanted:
+            message = f"is beyond every change recorded (the newest is {cache.applied})"
+            raise InvalidRequest([FieldError("header", "Catalog-Position", message)])
+        return True
 
     def answer_now(
         self, method: str, path: str, query: bytes, headers: list[tuple[bytes, bytes]]

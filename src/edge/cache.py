@@ -18,8 +18,6 @@ The cache knows no resource: keys and tags are strings its users choose.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -62,7 +60,6 @@ class ResponseCache:
     _history: deque[tuple[int, frozenset[str]]] = field(
         default_factory=lambda: deque(maxlen=HISTORY)
     )
-    _waiters: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -145,43 +142,19 @@ class ResponseCache:
 
     def _advance(self, position: int) -> None:
         self.applied = max(self.applied, position)
-        if self._waiters:
-            waiting = []
-            for wanted, future in self._waiters:
-                if wanted <= self.applied or not self.connected:
-                    if not future.done():
-                        future.set_result(None)
-                else:
-                    waiting.append((wanted, future))
-            self._waiters = waiting
 
-    async def reach(self, position: int, wait_s: float) -> bool:
-        """Wait (at most `wait_s` seconds) until every change through `position` is
-        applied here; False if it was not (or the log is disconnected): the read that asked
-        goes to the database, counted as a bypass."""
-        if self.applied >= position:
-            return True
-        if not self.connected or wait_s <= 0:
-            self.stats.bypasses += 1
-            return False
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((position, future))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait_s):
-                await future
-        if not future.done():
-            future.cancel()
-            self._waiters = [(w, f) for w, f in self._waiters if f is not future]
-        if self.connected and self.applied >= position:
-            return True
+    def has(self, position: int) -> bool:
+        """Whether every change through `position` is applied here, the log following."""
+        return self.connected and self.applied >= position
+
+    def bypassed(self) -> None:
+        """A read went to the database because the log had not applied what it asked for."""
         self.stats.bypasses += 1
-        return False
 
     def disconnect(self) -> None:
         """The log lost the database: serve and store nothing until it is back and caught
         up (entries stay: the changes missed meanwhile are applied on catching up)."""
         self.connected = False
-        self._advance(self.applied)  # whoever waits for a position: read the database
 
     def forget(self, position: int) -> None:
         """Changes through `position` happened unseen: drop every entry, and refuse every

@@ -42,7 +42,8 @@ POSITION_PARAMETER = {
     "in": "header",
     "required": False,
     "description": "Answer with at least this change in (a write's Catalog-Position): the "
-    "server waits for its feed to reach it, or reads the database.",
+    "server's feed reads the database for it first, or the server reads the database. A "
+    "position beyond every change recorded is 422.",
     "schema": POSITION_SCHEMA,
 }
 POSITION_HEADERS = {

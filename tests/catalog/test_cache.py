@@ -195,12 +195,40 @@ def test_catalog_position_must_be_a_change_id(cached: TestClient) -> None:
     assert cached.get("/products/1", headers={"Catalog-Position": "0"}).status_code == 200
 
 
-def test_a_position_the_feed_has_not_reached_reads_the_database(cached: TestClient) -> None:
-    """A position beyond every change: the feed cannot reach it, so after CACHE_WAIT_MS the
-    read goes to PostgreSQL (which has everything committed) instead of waiting forever."""
+def test_a_position_beyond_every_recorded_change_is_422(cached: TestClient) -> None:
+    """No write answered it: once the feed has read the database, the position is still
+    ahead, so the answer cannot reflect it (it used to wait CACHE_WAIT_MS, then answer 200
+    as of an older position)."""
+    newest = position_of(cached.get("/brands"))
     answer = cached.get("/products/1", headers={"Catalog-Position": str(2**62)})
-    assert answer.status_code == 200
-    assert cache_counts(cached)['catalog_cache_requests_total{result="bypass"}'] >= 1
+    assert answer.status_code == 422
+    (error,) = answer.json()["errors"]
+    assert error == {
+        "location": "header",
+        "field": "Catalog-Position",
+        "message": f"is beyond every change recorded (the newest is {newest})",
+    }
+
+
+def test_a_position_committed_after_the_feed_last_read_is_answered_at_it(
+    cached: TestClient, database_url: str
+) -> None:
+    """A change made elsewhere (plain SQL here) and named at once: the feed reads the
+    database for it instead of waiting to be told, and the answer reflects it."""
+    cached.get("/products/2")  # held
+
+    async def rename() -> int:
+        conn = await asyncpg.connect(database_url)
+        try:
+            async with conn.transaction():
+                await conn.execute("UPDATE product SET product_name = 'Now' WHERE product_id = 2")
+                return int(await conn.fetchval("SELECT currval('catalog_change_id_seq')"))
+        finally:
+            await conn.close()
+
+    change_id = run(rename())
+    answer = cached.get("/products/2", headers={"Catalog-Position": str(change_id)})
+    assert answer.json()["product_name"] == "Now" and position_of(answer) >= change_id
 
 
 def test_the_cache_serves_from_the_first_request(settings: Settings) -> None:

@@ -1,7 +1,5 @@
 """The response cache's rules, without I/O: positions decide, never timing."""
 
-import asyncio
-
 from src.edge.cache import HISTORY, Entry, ResponseCache
 
 
@@ -111,15 +109,12 @@ def test_refilling_a_key_replaces_its_tags() -> None:
     assert cache.lookup("/products?brand_id=1") is not None
 
 
-async def test_reach_waits_for_the_position_or_gives_up() -> None:
+def test_has_a_position_once_applied_and_while_connected() -> None:
     cache = connected(10)
-    assert await cache.reach(10, 0)  # there already
-    assert not await cache.reach(11, 0)  # not there, and no waiting asked for
-
-    # Change 11 is applied once `reach` waits for it (call_soon runs at its first await).
-    asyncio.get_running_loop().call_soon(cache.invalidate, 11, ["brands"])
-    assert await cache.reach(11, 5)
-    assert cache.stats.bypasses == 1  # only the one that was not waited for
+    assert cache.has(10) and not cache.has(11)
+    cache.invalidate(11, ["brands"])
+    assert cache.has(11)
     cache.disconnect()
-    assert not await cache.reach(12, 5)  # disconnected: read the database instead, at once
-    assert cache.stats.bypasses == 2
+    assert not cache.has(11)  # the log is away: nothing is known to be applied
+    cache.bypassed()
+    assert cache.stats.bypasses == 1

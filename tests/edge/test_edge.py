@@ -436,17 +436,34 @@ class PositionedRoute(FakeRoute):
 
 
 class CachedService(Service):
-    """`Service` with a response cache, connected at position 7, and a cacheable route."""
+    """`Service` with a response cache, connected at position 7, a cacheable route, and a
+    log whose catch-up applies the changes in `committed` (or waits for `stalled`)."""
 
     def __init__(self, **settings: object) -> None:
         super().__init__(**settings)
         self.cached = PositionedRoute("/cached/{item_id}", {"GET": get_cached_item})
         self.cache = ResponseCache(100)
         self.cache.connect(7)
+        self.committed: list[int] = []  # change ids the next catch-up applies
+        self.catch_ups = 0
+        self.stalled: asyncio.Event | None = None  # a catch-up that waits for this
         table = RouteTable([self.items, self.item, self.cached], [self.echo])
         self.edge = Edge(
-            self._unreachable, table, make_settings(**settings), self._observe, self.cache
+            self._unreachable,
+            table,
+            make_settings(**settings),
+            self._observe,
+            self.cache,
+            self._catch_up,
         )
+
+    async def _catch_up(self) -> bool:
+        self.catch_ups += 1
+        if self.stalled is not None:
+            await self.stalled.wait()
+        for change_id in self.committed:
+            self.cache.invalidate(change_id, ["item:9"])
+        return True
 
     def now(
         self, path: str, query: bytes = b"", headers: list[tuple[bytes, bytes]] | None = None
@@ -519,3 +536,39 @@ async def test_answer_now_serves_nothing_while_the_feed_is_away_or_the_cache_off
     service.cache.disconnect()
     assert service.now("/cached/4") is None
     assert Service().edge.answer_now("GET", "/items/1", b"", []) is None  # no cache
+
+
+async def test_a_position_not_applied_yet_has_the_log_read_the_database_first() -> None:
+    service = CachedService()
+    await service.request("GET", "/cached/5")  # held, as of position 7
+    service.committed = [8]  # committed elsewhere; this log has not read it yet
+    status, headers, _ = await service.request(
+        "GET", "/cached/5", headers=[(b"catalog-position", b"8")]
+    )
+    assert (status, headers[b"catalog-position"]) == (200, b"8")
+    assert service.catch_ups == 1 and len(service.cached.scopes) == 1  # a hit, caught up
+    assert service.cache.stats.bypasses == 0
+
+
+async def test_a_position_beyond_every_recorded_change_is_422_once_the_log_has_read() -> None:
+    service = CachedService()
+    status, _, body = await service.request(
+        "GET", "/cached/5", headers=[(b"catalog-position", b"99")]
+    )
+    assert status == 422 and service.catch_ups == 1
+    (error,) = problem(body)["errors"]
+    assert error["location"] == "header" and error["field"] == "Catalog-Position"
+    assert error["message"] == "is beyond every change recorded (the newest is 7)"
+    assert service.cached.scopes == []
+
+
+async def test_a_log_that_cannot_read_in_time_leaves_the_read_to_the_database() -> None:
+    service = CachedService(CACHE_WAIT_MS=10)
+    await service.request("GET", "/cached/5")
+    service.stalled = asyncio.Event()  # never set: the catch-up outlasts CACHE_WAIT_MS
+    status, _, _ = await service.request("GET", "/cached/5", headers=[(b"catalog-position", b"8")])
+    assert status == 200 and len(service.cached.scopes) == 2  # the route read it
+    assert service.cache.stats.bypasses == 1
+    service.cache.disconnect()
+    status, _, _ = await service.request("GET", "/cached/5", headers=[(b"catalog-position", b"8")])
+    assert status == 200 and service.catch_ups == 1  # the log is away: no catch-up asked
