@@ -23,7 +23,9 @@ becomes a problem (500, logged); a client gone mid-body is not an error.
 A cacheable GET (`@operation(cache=...)`) that the response cache holds is answered once
 it has passed 1, 2, 3 and 6, without calling the route (`_from_cache`); `answer_now` gives
 the same answer to the HTTP protocol, before any ASGI request is made of the head
-(`src.server`), and declines everything else, which then comes here.
+(`src.server`), and declines everything else, which then comes here. A `Catalog-Position`
+the cache has not reached has its log read the database first (`catch_up`); one still
+beyond every recorded change after that is 422.
 
 WebSocket handshakes: Host (400), route (404), Origin (accepted, then closed 4403),
 connections per address (1013). What an error means is decided in `src.errors`; this
