@@ -79,15 +79,21 @@ def decode_brand_in(body: bytes) -> BrandIn:
     return msgspec.convert(decode_json(body), BrandIn)
 
 
-def decode_product_in(body: bytes) -> ProductIn:
-    """Decode a ProductIn body. JSON Schema counts 7.0 as an integer, so brand_id 7.0 is 7;
-    everything else is as strict as msgspec (no "7" for 7, no unknown fields)."""
-    data = decode_json(body)
+def whole_numbers(data: object, *fields: str) -> object:
+    """JSON Schema counts 7.0 as an integer: in a body object, such a float in one of
+    `fields` becomes the int it stands for; anything else is left for msgspec to judge, as
+    strictly as ever (no "7" for 7, no unknown fields)."""
     if isinstance(data, dict):
-        brand_id = data.get("brand_id")
-        if isinstance(brand_id, float) and brand_id.is_integer():
-            data["brand_id"] = int(brand_id)
-    return msgspec.convert(data, ProductIn)
+        for field in fields:
+            value = data.get(field)
+            if isinstance(value, float) and value.is_integer():
+                data[field] = int(value)
+    return data
+
+
+def decode_product_in(body: bytes) -> ProductIn:
+    """Decode a ProductIn body (brand_id 7.0 is 7: `whole_numbers`)."""
+    return msgspec.convert(whole_numbers(decode_json(body), "brand_id"), ProductIn)
 
 
 def decode_true_or_false(text: str) -> bool:

@@ -42,7 +42,6 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     bypasses: int = 0  # lookups not served because the log is behind or disconnected
-    fills: int = 0
     refused: int = 0  # fills refused as possibly stale
     invalidations: int = 0  # entries dropped by changes
     evictions: int = 0  # entries dropped for room
@@ -104,7 +103,6 @@ class ResponseCache:
         self._entries[key] = entry
         for tag in entry.tags:
             self._by_tag.setdefault(tag, set()).add(key)
-        self.stats.fills += 1
         while len(self._entries) > self.max_entries:
             oldest = next(iter(self._entries))
             self._drop(oldest)

@@ -6,7 +6,7 @@ from typing import Annotated, get_args
 
 import msgspec
 
-from src.catalog.models import MAX_ID, Name, decode_json
+from src.catalog.models import MAX_ID, Name, decode_json, whole_numbers
 
 MAX_DELTA = 1_000_000  # the largest stock change one request may make, either way
 MAX_COUNT = MAX_ID  # price and stock are PostgreSQL INTs too
@@ -23,7 +23,6 @@ ShortName = Annotated[
         description="1 to 50 characters, not only spaces, tabs or line breaks; no NUL.",
     ),
 ]
-Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 Currency = Annotated[
     str,
     # The length as well as the pattern: Python's `$` (msgspec) also matches before a
@@ -87,25 +86,14 @@ class StockChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     delta: Delta
 
 
-def _integers(data: object, *fields: str) -> object:
-    """JSON Schema counts 7.0 as an integer: such a float becomes the int it stands for
-    (anything else is left for msgspec to judge, as strictly as ever)."""
-    if isinstance(data, dict):
-        for field in fields:
-            value = data.get(field)
-            if isinstance(value, float) and value.is_integer():
-                data[field] = int(value)
-    return data
-
-
 def decode_sku_in(body: bytes) -> SkuIn:
     """Decode a SkuIn body (bytes that are not JSON are a 422 saying why)."""
-    return msgspec.convert(_integers(decode_json(body), "price", "stock"), SkuIn)
+    return msgspec.convert(whole_numbers(decode_json(body), "price", "stock"), SkuIn)
 
 
 def decode_stock_change(body: bytes) -> StockChange:
     """Decode a StockChange body; a delta of 0 is refused like any out-of-range one."""
-    change = msgspec.convert(_integers(decode_json(body), "delta"), StockChange)
+    change = msgspec.convert(whole_numbers(decode_json(body), "delta"), StockChange)
     if change.delta == 0:
         raise msgspec.ValidationError("Expected a non-zero `int` - at `$.delta`")
     return change

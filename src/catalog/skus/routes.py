@@ -15,6 +15,7 @@ from src.catalog.routes import (
     WITH_BODY,
     IfMatch,
     PageSize,
+    ProductId,
     json_body,
     removed,
     unchanged,
@@ -35,7 +36,6 @@ from src.errors import InsufficientStock, NotFound, PreconditionFailed, StockOve
 
 # LIHIL TRAP (Meta bounds on path and query parameters are ignored): bounds go through Param.
 SkuId = Annotated[int, Param(ge=1, le=MAX_ID, description="The SKU's id.")]
-ProductId = Annotated[int, Param(ge=1, le=MAX_ID, description="The product's id.")]
 SkuBody = Annotated[SkuIn, Param("body", decoder=decode_sku_in)]
 StockBody = Annotated[StockChange, Param("body", decoder=decode_stock_change)]
 
