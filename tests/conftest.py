@@ -45,12 +45,10 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
         thread.submit(asyncio.run, coro).result()
 
 
-async def admin_sql(admin_dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+async def admin_sql(dsn: str, sql: str, *args: object) -> None:
+    """Run one statement on a connection of its own, as another program would."""
+    async with connected(dsn) as conn:
+        await conn.execute(sql, *args)
 
 
 class DatabaseCopies:

@@ -145,6 +145,18 @@ def launch_live_server(
     )
 
 
+@contextmanager
+def live_servers(database_url: str, count: int, **env: str) -> Iterator[list[LiveServer]]:
+    """`count` servers on one database, launched at once (each as `launch_live_server`);
+    stopped by pid afterwards."""
+    processes = [launch_live_server(database_url, None, 0, **env) for _ in range(count)]
+    try:
+        yield [LiveServer(p, bound_port(p)) for p in processes]
+    finally:
+        for process in processes:
+            process.stop(signal.SIGTERM)
+
+
 def bound_port(process: Process) -> int:
     """The port a launched server listens on, once it is bound."""
     try:

@@ -61,5 +61,7 @@ def test_a_live_server_logs_its_lines_as_json_with_request_ids(database_url: str
         assert response.headers["x-request-id"] == "trace-43"
         entry = json.loads(process.wait_for('"request_id": "trace-43"'))
         assert entry["logger"] == "uvicorn.access" and "GET /brands/1" in entry["message"]
+        metrics = httpx.get(f"{server.http}/metrics").text
+        assert 'catalog_cache_requests_total{result="hit"} 1.0' in metrics  # it was a hit
     finally:
         process.stop()

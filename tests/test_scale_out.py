@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection
 from src.broker.embedded_redis import EmbeddedRedis
 from src.catalog import queries
 from tests.catalog.test_feed import changes
-from tests.helpers import AUTH, LiveServer, bound_port, launch_live_server
+from tests.helpers import AUTH, LiveServer, bound_port, launch_live_server, live_servers
 from tests.realtime.test_live import close_of, recv, recv_json, wait_for_count
 from tests.redisd import redis_server
 
@@ -32,17 +32,9 @@ def own_redis() -> Iterator[EmbeddedRedis]:
 @pytest.fixture
 def servers(database_url: str, own_redis: EmbeddedRedis) -> Iterator[list[LiveServer]]:
     """Two processes with BROKER=redis, started at once; stopped by pid afterwards."""
-    processes = [
-        launch_live_server(
-            database_url, BROKER="redis", REDIS_URL=own_redis.url, PRESENCE_TTL_S=str(TTL)
-        )
-        for _ in range(2)
-    ]
-    try:
-        yield [LiveServer(p, bound_port(p)) for p in processes]
-    finally:
-        for process in processes:
-            process.stop(signal.SIGTERM)
+    env = {"BROKER": "redis", "REDIS_URL": own_redis.url, "PRESENCE_TTL_S": str(TTL)}
+    with live_servers(database_url, 2, **env) as started:
+        yield started
 
 
 async def counter_clients(servers: list[LiveServer], each: int) -> list[ClientConnection]:

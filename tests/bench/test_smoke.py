@@ -47,9 +47,13 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> str:
     return out.read_text()
 
 
-@pytest.mark.skipif(
+# The HTTP, cache and catalog sections load servers with wrk (.ci/run installs it).
+needs_wrk = pytest.mark.skipif(
     not WRK.exists(), reason="wrk is not installed (/usr/bin/wrk: apt-get install wrk)"
 )
+
+
+@needs_wrk
 @pytest.mark.timeout(630)
 def test_http_smoke_writes_a_report(report: str) -> None:
     for target in TARGETS:
@@ -59,9 +63,7 @@ def test_http_smoke_writes_a_report(report: str) -> None:
     assert "wrk command: `wrk -t1 -c10 -d1s --latency" in report
 
 
-@pytest.mark.skipif(
-    not WRK.exists(), reason="wrk is not installed (/usr/bin/wrk: apt-get install wrk)"
-)
+@needs_wrk
 @pytest.mark.timeout(630)
 def test_http_smoke_loads_ours_with_and_without_its_cache(report: str) -> None:
     """Ours with CACHE=off has its rows; the writer ran and ours' hit rate was read from
@@ -79,9 +81,7 @@ def test_http_smoke_loads_ours_with_and_without_its_cache(report: str) -> None:
     assert re.search(r"hits \d+\.\d+ % of cacheable reads", writes)
 
 
-@pytest.mark.skipif(
-    not WRK.exists(), reason="wrk is not installed (/usr/bin/wrk: apt-get install wrk)"
-)
+@needs_wrk
 @pytest.mark.timeout(630)
 def test_cache_smoke_writes_a_report(report: str) -> None:
     """The memory of the entries filled, and the write read back on another worker: every
@@ -124,9 +124,7 @@ CATALOG_ROWS = [
 ]
 
 
-@pytest.mark.skipif(
-    not WRK.exists(), reason="wrk is not installed (/usr/bin/wrk: apt-get install wrk)"
-)
+@needs_wrk
 @pytest.mark.timeout(630)
 def test_catalog_smoke_writes_a_report(report: str) -> None:
     """The catalog is generated (its own database, tiny) and every row is loaded or says

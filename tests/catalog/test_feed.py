@@ -394,6 +394,14 @@ async def write(conn: asyncpg.Connection, sql: str, *args: Any) -> tuple[Any, in
     return value, int(change_id)
 
 
+# The rows the filtered-feed tests make: a product of a brand, a SKU of a product.
+NEW_PRODUCT = "INSERT INTO product (product_name, brand_id) VALUES ($1, $2) RETURNING product_id"
+NEW_SKU = (
+    "INSERT INTO sku (product_id, product_size_id, product_color_id, price, currency, stock)"
+    " VALUES ($1, 1, 1, 1999, 'EUR', 5) RETURNING sku_id"
+)
+
+
 class FeedClient:
     """A /ws/catalog client reading in the background: every frame it got, in order."""
 
@@ -539,18 +547,11 @@ async def test_filtered_feeds_deliver_exactly_their_brand_s_or_product_s_changes
     # Before anyone listens: replayed with after=start.
     a = await change("INSERT INTO brand (brand_name) VALUES ('Alpha') RETURNING brand_id", to="A")
     b = await change("INSERT INTO brand (brand_name) VALUES ('Beta') RETURNING brand_id", to="B")
-    new_product = (
-        "INSERT INTO product (product_name, brand_id) VALUES ($1, $2) RETURNING product_id"
-    )
-    p = await change(new_product, "Pan", a, to="A P")
-    q = await change(new_product, "Pot", b, to="B")
+    p = await change(NEW_PRODUCT, "Pan", a, to="A P")
+    q = await change(NEW_PRODUCT, "Pot", b, to="B")
     await change("UPDATE product SET product_name = 'Other' WHERE product_id = 1")
-    new_sku = (
-        "INSERT INTO sku (product_id, product_size_id, product_color_id, price, currency, stock)"
-        " VALUES ($1, 1, 1, 1999, 'EUR', 5) RETURNING sku_id"
-    )
-    s = await change(new_sku, p, to="A P")
-    await change(new_product, "Pan 2", a, to="A")
+    s = await change(NEW_SKU, p, to="A P")
+    await change(NEW_PRODUCT, "Pan 2", a, to="A")
     setup = {name: ids[-1] for name, ids in expected.items()}
 
     feed = f"{live_server.ws}/ws/catalog"
@@ -577,7 +578,7 @@ async def test_filtered_feeds_deliver_exactly_their_brand_s_or_product_s_changes
         move = expected["P"][-1]
         await change("UPDATE sku SET stock = 4 WHERE sku_id = $1", s, to="B P")
         await change("UPDATE brand SET brand_name = 'Alpha 2' WHERE brand_id = $1", a, to="A")
-        await change(new_sku, q, to="B")
+        await change(NEW_SKU, q, to="B")
         await change("UPDATE brand SET brand_name = 'Other' WHERE brand_id = 3")
         await change("DELETE FROM sku WHERE sku_id = $1", s, to="B P")
         await change("DELETE FROM product WHERE product_id = $1", q, to="B")  # and its SKU
@@ -734,16 +735,9 @@ async def test_filtered_after_replays_then_goes_live_with_no_gap_and_no_duplicat
     after its own that are its filter's, in order."""
     a = await sql.fetchval("INSERT INTO brand (brand_name) VALUES ('Alpha') RETURNING brand_id")
     b = await sql.fetchval("INSERT INTO brand (brand_name) VALUES ('Beta') RETURNING brand_id")
-    new_product = (
-        "INSERT INTO product (product_name, brand_id) VALUES ($1, $2) RETURNING product_id"
-    )
-    p, p2 = [await sql.fetchval(new_product, name, a) for name in ("Pan", "Pan 2")]
-    q = await sql.fetchval(new_product, "Pot", b)
-    s = await sql.fetchval(
-        "INSERT INTO sku (product_id, product_size_id, product_color_id, price, currency, stock)"
-        " VALUES ($1, 1, 1, 1999, 'EUR', 5) RETURNING sku_id",
-        p,
-    )
+    p, p2 = [await sql.fetchval(NEW_PRODUCT, name, a) for name in ("Pan", "Pan 2")]
+    q = await sql.fetchval(NEW_PRODUCT, "Pot", b)
+    s = await sql.fetchval(NEW_SKU, p)
     start = await queries.feed_position(sql)
     expected: dict[str, list[int]] = {"A": [], "P": []}
     # Each writer's round: (SQL with $1 a value never written before, the listeners it is for).

@@ -3,7 +3,6 @@ a SKU with 50 in stock, on one real uvicorn and across two on one database; exac
 succeed, each seeing its own stock, and the other 150 answer 409 `insufficient-stock`."""
 
 import asyncio
-import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from src.catalog import queries
-from tests.helpers import AUTH, LiveServer, bound_port, launch_live_server
+from tests.helpers import AUTH, LiveServer, live_servers
 from tests.redisd import redis_server
 
 STOCK, REQUESTS = 50, 200
@@ -24,15 +23,11 @@ SKU_ID = 42  # a demo SKU; each test has its own copy of the catalog
 def two_servers(database_url: str) -> Iterator[list[LiveServer]]:
     """Two processes on one database, as tests/test_scale_out.py starts them (BROKER=redis
     on a Redis of their own), started at once; stopped by pid afterwards."""
-    with redis_server() as redis:
-        processes = [
-            launch_live_server(database_url, BROKER="redis", REDIS_URL=redis.url) for _ in range(2)
-        ]
-        try:
-            yield [LiveServer(p, bound_port(p)) for p in processes]
-        finally:
-            for process in processes:
-                process.stop(signal.SIGTERM)
+    with (
+        redis_server() as redis,
+        live_servers(database_url, 2, BROKER="redis", REDIS_URL=redis.url) as started,
+    ):
+        yield started
 
 
 async def race(servers: list[LiveServer], sql: asyncpg.Connection) -> None:

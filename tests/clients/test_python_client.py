@@ -271,4 +271,8 @@ def test_client_reads_its_write_back_with_the_position_it_answered(
     read = get_product.sync_detailed(pid, client=api, catalog_position=position)
     assert isinstance(read.parsed, Product) and read.parsed.product_name == "repositioned"
     assert int(read.headers["catalog-position"]) >= position
+    # The client sends it: a position no write has reached yet is refused (the read above
+    # would reflect the write on this worker even without the header).
+    ahead = get_product.sync_detailed(pid, client=api, catalog_position=2**62)
+    assert ahead.status_code == 422
     assert delete_product.sync_detailed(pid, client=api).status_code == 204
