@@ -56,7 +56,6 @@ from bench.common import Section, Target, serve
 from bench.http import OURS, Load, Run, errors_cell, run_wrk, server_env
 from bench.http import _median as median
 from src.auth import mint
-from src.config import FIELDS
 from src.db.embedded import EmbeddedPostgres
 from src.db.setup import _SYLLABLES as SYLLABLES  # the demo's syllables, shared on purpose
 from src.db.setup import prepare_database
@@ -144,7 +143,6 @@ WHERE i.indrelid = any($1::regclass[])
 
 @dataclass
 class Generated:
-    size: Size
     seconds: dict[str, float]  # step -> wall seconds
     database_bytes: int
     out_of_stock: float  # share of SKUs with stock 0
@@ -199,7 +197,7 @@ async def generate(dsn: str, size: Size, *, stocked: Sequence[int] = ()) -> Gene
         out_of_stock: float = await conn.fetchval("SELECT avg((stock = 0)::int)::float8 FROM sku")
     finally:
         await conn.close()
-    return Generated(size, seconds, database_bytes, out_of_stock, [i["name"] for i in indexes])
+    return Generated(seconds, database_bytes, out_of_stock, [i["name"] for i in indexes])
 
 
 # What the filters are given, cycled: 3-letter strings from the syllables, hitting from
@@ -468,8 +466,7 @@ def our_env(dsn: str, secret: str) -> dict[str, str]:
         "JWT_AUDIENCE": AUDIENCE,
         "WRITE_RATE_PER_MIN": "1000000000",
     }
-    if "CACHE" in FIELDS:  # the response cache (issue 16): this section measures PostgreSQL
-        env["CACHE"] = "off"
+    env["CACHE"] = "off"  # the response cache (issue 16): this section measures PostgreSQL
     return env
 
 
@@ -708,14 +705,13 @@ def run(
     *,
     smoke: bool = False,
     pg: EmbeddedPostgres | None = None,
-    scale: Scale | None = None,
 ) -> Section:
     """Generate the catalog beside `dsn`'s database, read its plans, load it.
 
     `pg` is the embedded PostgreSQL behind `dsn`: its log holds the plans, and its CPU is
     reported. Without it (BENCH_DATABASE_URL) the plans are not read ("-" in the report).
     """
-    scale = scale or (SMOKE if smoke else FULL)
+    scale = SMOKE if smoke else FULL
     logs = work / "catalog-logs"
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -974,7 +970,7 @@ def _lock_note(results: Results) -> list[str]:
         on = results.writes.get(key)
         if off is None or not on:
             continue
-        last = on[-1]  # measured just before it, in the same round
+        last = on[-1]  # the same row in the last round (other rows ran in between)
         notes.append(
             f"{what}: {last.wrk.rps:,.0f} changes/s with the feed's trigger, "
             f"{off.wrk.rps:,.0f} without ({off.wrk.rps / last.wrk.rps:.2f}x); "
@@ -986,7 +982,9 @@ def _lock_note(results: Results) -> list[str]:
         "What the feed costs a write: each change takes the feed's advisory lock in its "
         "trigger and holds it until it commits, so catalog writes commit one at a time, "
         "whatever rows they touch. The same decrements, with the SKU table's triggers off "
-        "(last round, once; no change is recorded then): " + "; ".join(notes) + ".",
+        "(once, after the last round; no change is recorded then), against that row's last "
+        "round: " + "; ".join(notes) + ". One comparison, not rounds side by side: the "
+        "triggered rows move between rounds by as much (their per-round figures above).",
         "",
     ]
 
@@ -1057,7 +1055,7 @@ def report(
         "reference runs first and last in each round's -c50 reads, and its req/s in a round "
         "is the mean of the two. "
         "Plans: auto_explain in the server's own sessions (below)."
-        + (" The response cache is off (`CACHE=off`)." if "CACHE" in FIELDS else ""),
+        + " The response cache is off (`CACHE=off`).",
         "",
         "### Reads",
         "",

@@ -161,8 +161,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 def tree_cpu_seconds(root_pid: int) -> float:
-    """CPU time of a process and all its descendants (e.g. PostgreSQL and its backends)."""
-    return sum(cpu_seconds(pid) for pid in [root_pid, *descendants(root_pid)] if _exists(pid))
+    """CPU time of a process and all its descendants (e.g. PostgreSQL and its backends),
+    those that have exited included: their time moves to their parent's reaped-children
+    fields (cutime, cstime), counted here too. (Without them a backend that exited during a
+    window took its time out of the total: PostgreSQL once showed -173 % CPU.)"""
+    total = 0.0
+    for pid in [root_pid, *descendants(root_pid)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile: its time is its parent's now
+        total += sum(int(f) for f in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
+    return total
 
 
 def descendants(root_pid: int) -> list[int]:
@@ -180,10 +190,6 @@ def descendants(root_pid: int) -> list[int]:
             found.append(child)
             stack.append(child)
     return found
-
-
-def _exists(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
 
 
 def rss_kib(pid: int) -> int:
